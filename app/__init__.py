@@ -1,0 +1,1 @@
+"""Infinibook desktop window and command line: thin faces of the engine API."""

@@ -1,0 +1,46 @@
+"""The `infinibook` command line: one subcommand module per area, all on the engine API.
+
+Every command takes `--data-dir` (and honours $INFINIBOOK_DATA_DIR); engine errors are printed
+as one sentence on stderr with a non-zero exit status and no traceback.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine.errors import InfinibookError
+
+from . import bench, books, gui
+from .common import fail
+
+# Each module exposes register(subparsers); a subcommand sets `handler` to a function(args) -> int.
+COMMAND_MODULES = [books, bench, gui]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="infinibook",
+        description="Read whole books into an Infini-attention memory, then ask and summarise.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.handler(args) or 0)
+    except InfinibookError as error:
+        return fail(str(error))
+    except KeyboardInterrupt:
+        return fail("interrupted; finished work is kept.", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

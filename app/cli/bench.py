@@ -1,0 +1,7 @@
+"""`infinibook bench`."""
+
+import argparse
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    pass

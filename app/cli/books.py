@@ -1,0 +1,7 @@
+"""`infinibook books`."""
+
+import argparse
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    pass

@@ -1,0 +1,19 @@
+"""Options and output helpers every subcommand shares."""
+
+import argparse
+import sys
+
+
+def add_common_options(parser: argparse.ArgumentParser, *, model: bool = False) -> None:
+    """Options every command shares; `model` adds the model choice for commands that run one."""
+    parser.add_argument("--data-dir", default=None, help="library directory (default: $INFINIBOOK_DATA_DIR or the user data dir)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    if model:
+        parser.add_argument("--model", default=None, help="local HF directory or GGUF file (default: embedded SmolLM2-135M-Instruct)")
+        parser.add_argument("--adapter", default=None, help="Infini adapter .safetensors (default: the shipped one, if any)")
+        parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"infinibook: {message}", file=sys.stderr)
+    return code

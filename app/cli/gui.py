@@ -1,0 +1,7 @@
+"""`infinibook gui`."""
+
+import argparse
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    pass

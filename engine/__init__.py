@@ -1,0 +1,1 @@
+"""Infinibook engine: books, library, Infini-attention, reading and the assistant. No Qt here."""
