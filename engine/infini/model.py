@@ -1,0 +1,256 @@
+"""A Hugging Face Llama-family causal LM with its attention layers patched to Infini-attention.
+
+The decoder loop is written out, as in transformers' `modeling_llama.py`, because a segment's
+forward needs what the stock loop cannot pass: every layer's memory, RoPE positions counted
+from the segment start, and a key/value cache that lives only inside the current segment.
+"""
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from engine.errors import Cancelled, ModelError
+
+from . import memory as mem
+from .attention import GATE_LOCAL_ONLY, InfiniAttention, SegmentCache
+from .state import Fingerprint, MemoryState, check_fingerprint
+
+SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
+
+Memories = list[tuple[torch.Tensor, torch.Tensor]]
+Caches = list[SegmentCache]
+ProgressCallback = Callable[[int, int], None]  # (tokens done, tokens total)
+
+
+class InfiniModel:
+    """Streams token ids through a compressive memory and generates answers from it."""
+
+    def __init__(
+        self,
+        causal_lm: nn.Module,
+        tokenizer=None,
+        *,
+        segment: int = 1024,
+        rule: str = "delta",
+        base_sha: str = "unknown",
+        gate_init: float = GATE_LOCAL_ONLY,
+    ):
+        config = causal_lm.config
+        if config.model_type not in SUPPORTED_MODEL_TYPES:
+            raise ModelError(
+                f"The model's architecture ({config.model_type}) is not supported; "
+                f"choose a Llama, Qwen2 or Mistral model."
+            )
+        if rule not in mem.UPDATE_RULES:
+            raise ModelError(f"Unknown memory update rule {rule!r}; use delta or linear.")
+        if segment < 1:
+            raise ModelError("The segment length must be a positive number of tokens.")
+        self.lm = causal_lm
+        self.tokenizer = tokenizer
+        self.config = config
+        self.segment = segment
+        self.rule = rule
+        self.base_sha = base_sha
+        self.adapter_sha = "none"
+        self.backbone = causal_lm.get_decoder()
+        self.layers = self.backbone.layers
+        self._original_attention = [layer.self_attn for layer in self.layers]
+        self.attention = nn.ModuleList(InfiniAttention(a, config, gate_init) for a in self._original_attention)
+        self.attention.to(next(causal_lm.parameters()).device)
+        self._install(self.attention)
+
+    # -- patching ---------------------------------------------------------------------------
+
+    def _install(self, modules: Sequence[nn.Module]) -> None:
+        for layer, attention in zip(self.layers, modules, strict=True):
+            layer.self_attn = attention
+
+    @contextlib.contextmanager
+    def unpatched(self):
+        """The base model exactly as loaded: for baselines measured on the same weights."""
+        self._install(self._original_attention)
+        try:
+            yield self.lm
+        finally:
+            self._install(self.attention)
+
+    def set_memory_read(self, enabled: bool) -> None:
+        """False forces every gate to local-only: the memory-off control of every eval."""
+        for attention in self.attention:
+            attention.read_memory = enabled
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.embed_tokens.weight.device
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(self.base_sha, self.adapter_sha, self.segment, self.rule)
+
+    @property
+    def kv_cache_bytes_per_token(self) -> int:
+        """What a plain transformer keeps per token of context: K and V, every layer, fp16."""
+        first = self.attention[0]
+        return len(self.layers) * 2 * first.num_kv_heads * first.head_dim * 2
+
+    # -- memory -----------------------------------------------------------------------------
+
+    def empty_memories(self, batch: int = 1) -> Memories:
+        first = self.attention[0]
+        return [
+            mem.empty_memory(batch, first.num_kv_heads, first.head_dim, first.head_dim, self.device)
+            for _ in self.layers
+        ]
+
+    def new_state(self) -> MemoryState:
+        return MemoryState.from_layers(self.empty_memories(1), self.fingerprint, tokens=0)
+
+    def write(self, memories: Memories, caches: Caches) -> Memories:
+        """End of a segment: fold its keys and values into every layer's memory (eq. 4 or 5)."""
+        return [
+            mem.update(m, z, cache.sigma_key, cache.value.float(), self.rule)
+            for (m, z), cache in zip(memories, caches, strict=True)
+        ]
+
+    # -- one segment ------------------------------------------------------------------------
+
+    def segment_forward(
+        self,
+        input_ids: torch.Tensor,
+        memories: Memories,
+        caches: Caches | None = None,
+        *,
+        hidden_needed: bool = True,
+    ) -> tuple[torch.Tensor | None, Caches]:
+        """Run tokens of the current segment through every layer (no LM head).
+
+        `caches` holds the earlier tokens of this segment (generation); RoPE positions continue
+        from there. With `hidden_needed=False` (streaming into memory) the last layer stops
+        after its keys and values: nothing after them reaches the memory.
+        """
+        past_length = caches[0].length if caches else 0
+        hidden = self.backbone.embed_tokens(input_ids)
+        positions = torch.arange(past_length, past_length + input_ids.shape[1], device=input_ids.device)
+        cos, sin = self.backbone.rotary_emb(hidden, positions.unsqueeze(0))
+        new_caches: Caches = []
+        last = len(self.layers) - 1
+        for index, (layer, (memory, norm)) in enumerate(zip(self.layers, memories, strict=True)):
+            attention: InfiniAttention = layer.self_attn
+            normed = layer.input_layernorm(hidden)
+            if index == last and not hidden_needed:
+                new_caches.append(attention.keys_values(normed, cos, sin))
+                return None, new_caches
+            attended, cache = attention(normed, cos, sin, memory, norm, caches[index] if caches else None)
+            new_caches.append(cache)
+            hidden = hidden + attended
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        return hidden, new_caches
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.lm.lm_head(self.backbone.norm(hidden))
+
+    # -- streaming --------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def stream(
+        self,
+        token_ids: Sequence[int] | torch.Tensor,
+        state: MemoryState,
+        progress: ProgressCallback | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> MemoryState:
+        """Write token ids into memory segment by segment; the last, shorter segment too.
+
+        Returns a new state; `state` is left as it was, so a cancelled chapter changes nothing.
+        """
+        check_fingerprint(self.fingerprint, state.fingerprint)
+        ids = torch.as_tensor(token_ids, dtype=torch.long, device=self.device).reshape(1, -1)
+        total = ids.shape[1]
+        memories = [(m.clone(), z.clone()) for m, z in state.layers()]
+        for start in range(0, total, self.segment):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled("Reading was cancelled; chapters already finished are kept.")
+            _, caches = self.segment_forward(ids[:, start : start + self.segment], memories, hidden_needed=False)
+            memories = self.write(memories, caches)
+            if progress is not None:
+                progress(min(start + self.segment, total), total)
+        return MemoryState.from_layers(memories, state.fingerprint, state.tokens + total)
+
+    # -- generation -------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompt_ids: Sequence[int],
+        state: MemoryState,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop_ids: Sequence[int] = (),
+        seed: int | None = None,
+    ) -> Iterator[int]:
+        """Answer token by token from memory; temperature 0 is greedy.
+
+        Local attention covers the prompt and the answer so far inside the current segment
+        (with a KV cache); every layer also reads memory. When the segment fills, it is
+        written into (a copy of) the memory and the next segment starts at position 0.
+        """
+        check_fingerprint(self.fingerprint, state.fingerprint)
+        generator = torch.Generator(device=self.device)
+        if seed is not None:
+            generator.manual_seed(seed)
+        memories = [(m.clone(), z.clone()) for m, z in state.layers()]
+        caches: Caches | None = None
+        pending = list(prompt_ids)
+        stops = set(stop_ids)
+        for _ in range(max_new_tokens):
+            hidden = None
+            while pending:  # feed pending tokens, never across a segment boundary
+                room = self.segment - (caches[0].length if caches else 0)
+                chunk, pending = pending[:room], pending[room:]
+                ids = torch.tensor([chunk], dtype=torch.long, device=self.device)
+                hidden, caches = self.segment_forward(ids, memories, caches)
+                if caches[0].length >= self.segment:
+                    memories, caches = self.write(memories, caches), None
+            token = sample_next(self.logits(hidden[:, -1]), temperature, top_p, generator)
+            if token in stops:
+                return
+            yield token
+            pending = [token]
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of a chat, formatted with the model's own chat template."""
+        if self.tokenizer is None:
+            raise ModelError("This model has no tokenizer; load it from a folder or GGUF file that has one.")
+        if getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+        return self.tokenizer.encode(text)
+
+    def stop_ids(self) -> list[int]:
+        stops = set()
+        for name in ("eos_token_id", "pad_token_id"):
+            value = getattr(self.tokenizer, name, None) if self.tokenizer is not None else None
+            if value is not None:
+                stops.add(int(value))
+        for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
+            if self.tokenizer is not None and token in self.tokenizer.get_vocab():
+                stops.add(self.tokenizer.convert_tokens_to_ids(token))
+        return sorted(stops)
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
+    """Greedy at temperature 0; otherwise nucleus sampling (top-p) at the given temperature."""
+    logits = logits[0].float()
+    if temperature <= 0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(descending=True)
+        keep = sorted_probs.cumsum(-1) - sorted_probs < top_p  # always keeps the most likely token
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
+    return int(torch.multinomial(probs / probs.sum(), 1, generator=generator))

@@ -1,0 +1,120 @@
+"""A book's memory: every layer's M and z, with the fingerprint of what produced it.
+
+Serialised as safetensors bytes (no pickle) so it can live in a SQLite blob. A memory is
+meaningless under another model, adapter, segment length or update rule, so loading checks
+the fingerprint and refuses with a sentence that names the difference.
+"""
+
+import json
+import struct
+from dataclasses import dataclass, fields
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from engine.errors import FingerprintMismatch, LibraryError
+
+ENGINE_VERSION = "1"
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    base: str  # sha256 of the base weights
+    adapter: str  # sha256 of the adapter file, or "none"
+    segment: int
+    rule: str
+    engine: str = ENGINE_VERSION
+
+    def __str__(self) -> str:
+        return ";".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+
+    @classmethod
+    def parse(cls, text: str) -> "Fingerprint":
+        try:
+            parts = dict(item.split("=", 1) for item in text.split(";"))
+            return cls(parts["base"], parts["adapter"], int(parts["segment"]), parts["rule"], parts["engine"])
+        except (KeyError, ValueError) as error:
+            raise LibraryError(f"A saved memory has an unreadable fingerprint ({text!r}); re-read the book.") from error
+
+    def difference(self, other: "Fingerprint") -> str | None:
+        """The first thing that differs, in words, or None when both are the same."""
+        names = {"base": "base model", "adapter": "memory adapter", "segment": "segment length",
+                 "rule": "memory update rule", "engine": "engine version"}
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if mine != theirs:
+                short = (lambda v: str(v)[:12])
+                return f"{names[f.name]} ({short(theirs)} then, {short(mine)} now)"
+        return None
+
+
+def check_fingerprint(expected: Fingerprint, found: Fingerprint) -> None:
+    difference = expected.difference(found)
+    if difference:
+        raise FingerprintMismatch(
+            f"This memory was made with a different {difference}; re-read the book to rebuild it."
+        )
+
+
+@dataclass
+class MemoryState:
+    """M: (layers, batch, kv_heads, d_k, d_v) and z: (layers, batch, kv_heads, d_k), float32."""
+
+    memory: torch.Tensor
+    norm: torch.Tensor
+    fingerprint: Fingerprint
+    tokens: int = 0  # tokens written so far
+
+    @property
+    def nbytes(self) -> int:
+        """Fixed by the model, never by the book."""
+        return self.memory.numel() * self.memory.element_size() + self.norm.numel() * self.norm.element_size()
+
+    def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(self.memory[i], self.norm[i]) for i in range(self.memory.shape[0])]
+
+    @classmethod
+    def from_layers(cls, layers, fingerprint: Fingerprint, tokens: int) -> "MemoryState":
+        memory = torch.stack([m for m, _ in layers])
+        norm = torch.stack([z for _, z in layers])
+        return cls(memory, norm, fingerprint, tokens)
+
+    def clone(self) -> "MemoryState":
+        return MemoryState(self.memory.clone(), self.norm.clone(), self.fingerprint, self.tokens)
+
+    def to_bytes(self, dtype: str = "float32") -> bytes:
+        if dtype not in DTYPES:
+            raise ValueError(f"memory dtype must be one of {sorted(DTYPES)}")
+        tensors = {
+            "memory": self.memory.detach().to("cpu", DTYPES[dtype]).contiguous(),
+            "norm": self.norm.detach().to("cpu", DTYPES[dtype]).contiguous(),
+        }
+        metadata = {"fingerprint": str(self.fingerprint), "tokens": str(self.tokens), "format": "infinibook-memory/1"}
+        return save_tensors(tensors, metadata=metadata)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, expected: Fingerprint | None = None, device=None) -> "MemoryState":
+        metadata = read_metadata(data)
+        fingerprint = Fingerprint.parse(metadata.get("fingerprint", ""))
+        if expected is not None:
+            check_fingerprint(expected, fingerprint)
+        try:
+            tensors = load_tensors(data)
+        except Exception as error:  # safetensors raises its own error types for damaged bytes
+            raise LibraryError("A saved memory is damaged and cannot be read; re-read the book.") from error
+        memory = tensors["memory"].to(device=device, dtype=torch.float32)
+        norm = tensors["norm"].to(device=device, dtype=torch.float32)
+        return cls(memory, norm, fingerprint, int(metadata.get("tokens", 0)))
+
+
+def read_metadata(data: bytes) -> dict[str, str]:
+    """The safetensors header's __metadata__, read without loading the tensors."""
+    try:
+        (header_length,) = struct.unpack("<Q", data[:8])
+        if header_length > len(data) - 8:
+            raise ValueError("header longer than the data")
+        return json.loads(data[8 : 8 + header_length]).get("__metadata__", {})
+    except (struct.error, ValueError, UnicodeDecodeError) as error:
+        raise LibraryError("A saved memory is damaged and cannot be read; re-read the book.") from error

@@ -1,0 +1,160 @@
+"""The patched model on tiny random Llama/Qwen2/Mistral models."""
+
+import pytest
+import torch
+
+from engine.errors import FingerprintMismatch, ModelError
+from engine.infini import InfiniModel
+from engine.infini.state import MemoryState
+from engine.infini.tiny import tiny_engine, tiny_llama
+
+
+@pytest.fixture(scope="module")
+def engine(tokenizer):
+    return tiny_engine(tokenizer=tokenizer, segment=16, gate_init=0.0)
+
+
+def random_ids(n, seed=0, vocab=49152):
+    return torch.randint(0, vocab, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])
+def test_local_only_one_segment_equals_unpatched_model(tokenizer, model_type):
+    model = tiny_engine(tokenizer=tokenizer, segment=64, gate_init=0.0, model_type=model_type)
+    model.set_memory_read(False)
+    ids = torch.tensor([random_ids(40)])
+    with model.unpatched() as lm:
+        expected = lm(ids).logits
+    hidden, _ = model.segment_forward(ids, model.empty_memories())
+    assert torch.allclose(model.logits(hidden), expected, atol=1e-5)
+
+
+def test_unsupported_architecture_is_refused_clearly():
+    lm = tiny_llama(100)
+    lm.config.model_type = "gpt2"
+    with pytest.raises(ModelError, match="architecture \\(gpt2\\) is not supported"):
+        InfiniModel(lm)
+
+
+def test_each_query_head_reads_its_own_groups_memory(engine):
+    attention = engine.attention[0]
+    heads, kv_heads, d = attention.num_heads, attention.num_kv_heads, attention.head_dim
+    assert kv_heads < heads
+    memory = torch.stack([torch.full((d, d), float(j)) for j in range(kv_heads)]).unsqueeze(0)
+    norm = torch.ones(1, kv_heads, d)
+    sigma_q = torch.rand(1, heads, 5, d) + 0.5
+    group = heads // kv_heads
+    grouped = sigma_q.reshape(1, kv_heads, group * 5, d)
+    from engine.infini import memory as mem
+
+    out = mem.retrieve(grouped, memory, norm).view(1, heads, 5, d)
+    for head in range(heads):
+        assert torch.allclose(out[0, head], torch.full((5, d), float(head // group)), atol=1e-5)
+
+
+def test_memory_bytes_do_not_grow_with_the_book(engine):
+    state = engine.new_state()
+    after_two = engine.stream(random_ids(2 * engine.segment), state)
+    after_fifty = engine.stream(random_ids(50 * engine.segment, seed=1), state)
+    assert after_two.nbytes == after_fifty.nbytes == state.nbytes
+    assert len(after_two.to_bytes()) == len(after_fifty.to_bytes())
+    assert after_fifty.tokens == 50 * engine.segment
+
+
+def test_streaming_in_one_go_equals_save_load_continue(engine):
+    ids = random_ids(7 * engine.segment + 5, seed=2)
+    one_go = engine.stream(ids, engine.new_state())
+    split = 3 * engine.segment
+    first = engine.stream(ids[:split], engine.new_state())
+    restored = MemoryState.from_bytes(first.to_bytes("float32"), expected=engine.fingerprint)
+    continued = engine.stream(ids[split:], restored)
+    assert torch.equal(one_go.memory, continued.memory)
+    assert torch.equal(one_go.norm, continued.norm)
+    assert continued.tokens == one_go.tokens
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_snapshots_round_trip_closely(engine, dtype):
+    state = engine.stream(random_ids(3 * engine.segment), engine.new_state())
+    restored = MemoryState.from_bytes(state.to_bytes(dtype))
+    assert len(state.to_bytes(dtype)) < len(state.to_bytes("float32"))
+    assert torch.allclose(restored.memory, state.memory, rtol=2e-2, atol=1e-2)
+
+
+def test_snapshot_under_another_fingerprint_is_refused(engine):
+    state = engine.stream(random_ids(20), engine.new_state())
+    other = tiny_engine(tokenizer=engine.tokenizer, segment=engine.segment * 2, gate_init=0.0)
+    with pytest.raises(FingerprintMismatch, match="different segment length .*re-read the book"):
+        MemoryState.from_bytes(state.to_bytes(), expected=other.fingerprint)
+    with pytest.raises(FingerprintMismatch):
+        list(other.generate([1, 2, 3], state, max_new_tokens=1))
+
+
+def test_damaged_snapshot_bytes_are_refused(engine):
+    from engine.errors import LibraryError
+
+    with pytest.raises(LibraryError, match="damaged"):
+        MemoryState.from_bytes(b"\xff" * 40)
+
+
+def test_stream_reports_progress_and_can_be_cancelled(engine):
+    from engine.errors import Cancelled
+
+    seen = []
+    engine.stream(random_ids(3 * engine.segment + 1), engine.new_state(), progress=lambda d, t: seen.append((d, t)))
+    total = 3 * engine.segment + 1
+    assert seen == [(16, total), (32, total), (48, total), (49, total)]
+    calls = iter([False, True])
+    with pytest.raises(Cancelled):
+        engine.stream(random_ids(3 * engine.segment), engine.new_state(), should_cancel=lambda: next(calls))
+
+
+def naive_next_token(engine, sequence, state):
+    """Recompute from scratch: full segments into memory, the partial one attended without a cache."""
+    full = len(sequence) // engine.segment * engine.segment
+    if full == len(sequence):
+        full -= engine.segment
+    memory_state = engine.stream(sequence[:full], state) if full else state
+    with torch.inference_mode():
+        hidden, _ = engine.segment_forward(torch.tensor([sequence[full:]]), memory_state.layers())
+        return int(engine.logits(hidden[:, -1]).argmax())
+
+
+def test_generation_with_cache_equals_recomputation_across_segment_boundaries(engine):
+    state = engine.stream(random_ids(40, seed=5), engine.new_state())
+    prompt = random_ids(13, seed=6)  # 13 + 20 new tokens cross two segment boundaries of 16
+    generated = list(engine.generate(prompt, state, max_new_tokens=20))
+    assert len(generated) == 20
+    sequence = list(prompt)
+    for token in generated:
+        assert token == naive_next_token(engine, sequence, state)
+        sequence.append(token)
+
+
+def test_memory_changes_what_the_model_says(engine):
+    prompt = random_ids(5, seed=7)
+    empty = list(engine.generate(prompt, engine.new_state(), max_new_tokens=8))
+    full = engine.stream(random_ids(64, seed=8), engine.new_state())
+    with torch.inference_mode():
+        a, _ = engine.segment_forward(torch.tensor([prompt]), engine.new_state().layers())
+        b, _ = engine.segment_forward(torch.tensor([prompt]), full.layers())
+    assert not torch.allclose(a, b)
+    assert len(empty) == 8
+
+
+def test_sampling_is_reproducible_and_top_p_tiny_is_greedy(engine):
+    state = engine.new_state()
+    prompt = random_ids(6, seed=9)
+    greedy = list(engine.generate(prompt, state, max_new_tokens=6))
+    nucleus = list(engine.generate(prompt, state, max_new_tokens=6, temperature=1.0, top_p=1e-9, seed=1))
+    assert nucleus == greedy
+    a = list(engine.generate(prompt, state, max_new_tokens=6, temperature=1.5, seed=3))
+    b = list(engine.generate(prompt, state, max_new_tokens=6, temperature=1.5, seed=3))
+    assert a == b
+
+
+def test_generation_leaves_the_books_memory_untouched(engine):
+    state = engine.stream(random_ids(30), engine.new_state())
+    before = state.memory.clone()
+    list(engine.generate(random_ids(40, seed=3), state, max_new_tokens=5))
+    assert torch.equal(state.memory, before)
