@@ -45,8 +45,7 @@ class Fingerprint:
         for f in fields(self):
             mine, theirs = getattr(self, f.name), getattr(other, f.name)
             if mine != theirs:
-                short = (lambda v: str(v)[:12])
-                return f"{names[f.name]} ({short(theirs)} then, {short(mine)} now)"
+                return f"{names[f.name]} ({str(theirs)[:12]} then, {str(mine)[:12]} now)"
         return None
 
 
