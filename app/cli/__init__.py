@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from engine.errors import InfinibookError
 
-from . import bench, books, gui
+from . import bench, books, evaluate, gui, reading, train
 from .common import fail
 
 # Each module exposes register(subparsers); a subcommand sets `handler` to a function(args) -> int.
-COMMAND_MODULES = [books, bench, gui]
+COMMAND_MODULES = [books, reading, bench, train, evaluate, gui]
 
 
 def build_parser() -> argparse.ArgumentParser:
