@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -101,6 +102,27 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     return "txt"
 
 
+def _parse(p: Path, size: int, fmt: str) -> Book:
+    name = p.name
+    if fmt in ("txt", "md") and size > MAX_TEXT_BYTES:
+        raise BookError(
+            f"'{name}' is {size // MIB} MB of text, more than the {MAX_TEXT_BYTES // MIB} MB "
+            "Infinibook reads from one text file; split it into smaller files."
+        )
+    sha = file_sha256(p)
+    if fmt == "epub":
+        from .epub import parse_epub
+
+        return parse_epub(p, sha)
+    if fmt == "pdf":
+        from .pdf import parse_pdf
+
+        return parse_pdf(p, sha)
+    from .text import parse_text
+
+    return parse_text(p, p.read_bytes(), sha, fmt)
+
+
 def load_book(path: str | os.PathLike) -> Book:
     """Parse one file into a Book; raises BookError (one clear sentence) for anything wrong."""
     p = Path(path)
@@ -122,24 +144,9 @@ def load_book(path: str | os.PathLike) -> Book:
     fmt = "file"
     try:
         fmt = detect_format(p)
-        if fmt in ("txt", "md") and st.st_size > MAX_TEXT_BYTES:
-            raise BookError(
-                f"'{name}' is {st.st_size // MIB} MB of text, more than the {MAX_TEXT_BYTES // MIB} MB "
-                "Infinibook reads from one text file; split it into smaller files."
-            )
-        sha = file_sha256(p)
-        if fmt == "epub":
-            from .epub import parse_epub
-
-            book = parse_epub(p, sha)
-        elif fmt == "pdf":
-            from .pdf import parse_pdf
-
-            book = parse_pdf(p, sha)
-        else:
-            from .text import parse_text
-
-            book = parse_text(p, p.read_bytes(), sha, fmt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # parser libraries warn about what we report ourselves
+            book = _parse(p, st.st_size, fmt)
     except BookError:
         raise
     except PermissionError as e:

@@ -80,6 +80,19 @@ class _Reader(epub.EpubReader):
     def __init__(self, path: str, ignore_ncx: bool) -> None:
         super().__init__(path, {"ignore_ncx": ignore_ncx})
         self.toc_source: str | None = None
+        self.missing: set[str] = set()
+
+    def read_file(self, name):  # noqa: ANN001
+        # A missing image, font or NCX should not lose the book; a missing text document is
+        # reported by the caller. The container and the package file stay mandatory.
+        try:
+            return super().read_file(name)
+        except KeyError:
+            normal = posixpath.normpath(name)
+            if normal in ("META-INF/container.xml", posixpath.normpath(self.opf_file or "")):
+                raise
+            self.missing.add(normal)
+            return b""
 
     def _parse_ncx(self, data):  # noqa: ANN001
         try:
@@ -108,12 +121,12 @@ class _Reader(epub.EpubReader):
             self.book.toc = []
 
 
-def _read(path: Path, ignore_ncx: bool) -> tuple[epub.EpubBook, str | None]:
+def _read(path: Path, ignore_ncx: bool) -> tuple[epub.EpubBook, str | None, _Reader]:
     reader = _Reader(str(path), ignore_ncx)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         book = reader.load()
-    return book, reader.toc_source
+    return book, reader.toc_source, reader
 
 
 @dataclass
@@ -163,7 +176,7 @@ def _authors(ebook: epub.EpubBook) -> str:
     return ", ".join(dict.fromkeys(chosen[:4]))
 
 
-def _spine_docs(ebook: epub.EpubBook, name: str) -> list[_Doc]:
+def _spine_docs(ebook: epub.EpubBook, name: str, reader: _Reader) -> list[_Doc]:
     docs: list[_Doc] = []
     seen: set[str] = set()
     total = 0
@@ -181,6 +194,9 @@ def _spine_docs(ebook: epub.EpubBook, name: str) -> list[_Doc]:
         if fname in seen:
             continue
         seen.add(fname)
+        full = posixpath.normpath(posixpath.join(reader.opf_dir or "", fname))
+        if full in reader.missing:
+            raise _damaged(name, f"the text file '{full[:80]}' it lists is missing")
         text, anchors, heading = html_to_text(item.content or b"", fname)
         total += len(text)
         if total > MAX_BOOK_CHARS:
@@ -282,13 +298,20 @@ def parse_epub(path: Path, sha256: str) -> Book:
     except (NotImplementedError, zipfile.LargeZipFile) as e:
         raise _damaged(name, "it uses a ZIP compression method Infinibook cannot unpack") from e
 
-    ebook, source = _read(path, ignore_ncx=True)  # EPUB 3: the nav document
-    if source is None:
-        fallback, fb_source = _read(path, ignore_ncx=False)  # EPUB 2 (or a broken nav): the NCX
-        if fb_source is not None:
-            ebook, source = fallback, fb_source
+    try:
+        ebook, source, reader = _read(path, ignore_ncx=True)  # EPUB 3: the nav document
+        if source is None:
+            fallback = _read(path, ignore_ncx=False)  # EPUB 2 (or a broken nav): the NCX
+            if fallback[1] is not None:
+                ebook, source, reader = fallback
+    except KeyError as e:
+        raise _damaged(name, "a file its package lists is missing") from e
+    except epub.EpubException as e:
+        raise _damaged(name, "its package file (OPF) is missing") from e
+    except (AttributeError, TypeError, IndexError, ValueError, etree.LxmlError) as e:
+        raise _damaged(name, "its package file (OPF) is unreadable") from e
 
-    docs = _spine_docs(ebook, name)
+    docs = _spine_docs(ebook, name, reader)
     if not any(d.text.strip() for d in docs):
         raise BookError(
             f"'{name}' contains no readable text (its reading order lists no text documents); "

@@ -32,6 +32,10 @@ from .limits import (
 from .model import Book, Chapter
 from .structure import _KEYWORD_HEADING, Heading, _drop_printed_contents, clean_title, non_space_len
 
+# pypdf reports recoverable damage through logging; without a handler Python's last-resort
+# handler would print it on stderr next to our one-sentence error.
+logging.getLogger("pypdf").addHandler(logging.NullHandler())
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ufffe\uffff]")
 _PAGE_NUMBER = re.compile(r"^\s*(?:\d{1,5}|[ivxlcdm]{1,8})\s*$", re.I)
 

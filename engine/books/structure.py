@@ -73,7 +73,8 @@ def _subtitle(text: str, after: int) -> str | None:
         len(line) <= 60
         and not following
         and line[0].isupper()
-        and line[-1] not in ",;"
+        and line[-1] not in ".,;:"
+        and len(line.split()) <= 10
         and not _KEYWORD_HEADING.match(line)
     ):
         return line

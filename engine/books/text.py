@@ -49,6 +49,20 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return None
 
 
+_WESTERN = ("cp1252", "latin_1", "iso8859_15")
+
+
+def _legacy_encoding(sample: bytes) -> str | None:
+    """charset-normalizer's best guess; among equally good guesses, Western European wins
+    (a few accented letters fit many code pages equally well)."""
+    results = charset_normalizer.from_bytes(sample)
+    best = results.best()
+    if best is None or best.encoding is None:
+        return None
+    tied = {m.encoding for m in results if m.chaos == best.chaos and m.coherence == best.coherence}
+    return next((enc for enc in _WESTERN if enc in tied), best.encoding)
+
+
 def decode_text(data: bytes, name: str) -> str:
     """UTF-8, UTF-8 with BOM, UTF-16/32 (BOM or NUL pattern), then the best legacy guess;
     refuses binary data rather than producing garbage."""
@@ -68,11 +82,11 @@ def decode_text(data: bytes, name: str) -> str:
     if text is None:
         if data.count(0) > len(data) // 1000:
             raise _not_text(name)
-        match = charset_normalizer.from_bytes(data[: 4 * MIB]).best()
-        if match is None or match.encoding is None:
+        encoding = _legacy_encoding(data[: 4 * MIB])
+        if encoding is None:
             raise _not_text(name)
         try:
-            text = data.decode(match.encoding)
+            text = data.decode(encoding)
         except (UnicodeDecodeError, LookupError):
             text = data.decode("cp1252", errors="replace")
     sample = text[:200_000]

@@ -79,6 +79,8 @@ def epub_files(
     extra_manifest: str = "",
     extra: dict[str, bytes | str] | None = None,
     spine_toc_attr: bool = True,
+    spine_order: list[str] | None = None,
+    nav_in_spine: bool = False,
 ) -> dict[str, bytes | str]:
     """All members of an EPUB, mimetype first; hrefs in `docs`/`toc` are relative to the OPF."""
     files: dict[str, bytes | str] = {"mimetype": "application/epub+zip"}
@@ -108,7 +110,11 @@ def epub_files(
             f"<navMap>{_ncx_points(rel, [0])}</navMap></ncx>"
         )
     nonlinear = ' linear="no"'
-    spine = "".join(f'<itemref idref="{d.id}"{"" if d.linear else nonlinear}/>' for d in docs)
+    by_id = {d.id: d for d in docs}
+    order = [by_id[i] for i in spine_order] if spine_order else docs
+    spine = "".join(f'<itemref idref="{d.id}"{"" if d.linear else nonlinear}/>' for d in order)
+    if nav_in_spine and nav and version == 3:
+        spine = '<itemref idref="nav"/>' + spine
     toc_attr = ' toc="ncx"' if ncx and spine_toc_attr else ""
     files[f"{opf_dir}/content.opf"] = (
         f'<?xml version="1.0" encoding="UTF-8"?><package xmlns="http://www.idpf.org/2007/opf" version="{version}.0" unique-identifier="uid">'

@@ -1,0 +1,130 @@
+"""Plain text and Markdown: encodings, headings, parts, and format decided by content."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.books import detect_format, load_book
+
+from .makebooks import build_pdf, lorem, simple_epub
+
+NOVEL = (
+    "The Tale of Two Tests\n\n"
+    "Chapter 1\n\nIt was the best of times, señor, it was the worst of times.\n\n"
+    + "More words of the first chapter. " * 20
+    + "\n\nChapter 2\n\nSecond chapter opens here.\n\n"
+    + "Words of the second chapter. " * 20
+    + "\n\nChapter 12\n\nTwelfth opens, naïvely.\n"
+)
+
+
+def _titles(book) -> list[str]:  # noqa: ANN001
+    return [c.title for c in book.chapters]
+
+
+@pytest.mark.parametrize(
+    "encoding, prefix",
+    [("utf-8", b""), ("utf-8-sig", b""), ("utf-16", b""), ("utf-16-le", b""), ("utf-16-be", b""), ("cp1252", b"")],
+)
+def test_encodings(tmp_path: Path, encoding: str, prefix: bytes) -> None:
+    path = tmp_path / "novel.txt"
+    path.write_bytes(prefix + NOVEL.encode(encoding))
+    book = load_book(path)
+    assert book.format == "txt"
+    assert _titles(book) == ["Chapter 1", "Chapter 2", "Chapter 12"]
+    assert book.chapters[0].text.startswith("Chapter 1\n\nIt was the best of times, señor")
+    assert "naïvely" in book.chapters[2].text
+    assert not book.chapters[0].text.startswith("\ufeff")
+
+
+def test_legacy_cyrillic_encoding(tmp_path: Path) -> None:
+    text = "Глава 1\n\n" + "Это был лучший из времён, это был худший из времён. " * 40
+    text = "CHAPTER I.\n\n" + text + "\n\nCHAPTER II.\n\n" + text
+    path = tmp_path / "ru.txt"
+    path.write_bytes(text.encode("cp1251"))
+    book = load_book(path)
+    assert "лучший из времён" in book.chapters[0].text
+    assert [t[:11] for t in _titles(book)] == ["CHAPTER I. ", "CHAPTER II."]
+
+
+def test_heading_styles_roman_books_and_subtitles(tmp_path: Path) -> None:
+    body = "Plain prose line one.\nBook I read yesterday was fine.\n\n" * 5
+    text = (
+        "BOOK I\n\nCHAPTER I.\nThe Arrival\n\n" + body
+        + "CHAPTER II. The Storm\n\n" + body
+        + "BOOK II\n\nCHAPTER I.\n\nThe Return\n\n" + body
+    )
+    path = tmp_path / "b.txt"
+    path.write_text(text)
+    titles = _titles(load_book(path))
+    assert titles == ["BOOK I — CHAPTER I. The Arrival", "CHAPTER II. The Storm", "BOOK II — CHAPTER I. The Return"]
+
+
+def test_printed_contents_and_gutenberg_header_are_not_chapters(tmp_path: Path) -> None:
+    contents = "CONTENTS\n\n" + "".join(f"CHAPTER {r}. A Title\n\n" for r in ("I", "II", "III"))
+    body = "Some prose of reasonable length for a chapter body here. " * 10
+    text = (
+        "The Project Gutenberg eBook of Test\n\nTitle: Gutenberg Test\nAuthor: Jane Doe\n\n"
+        "*** START OF THE PROJECT GUTENBERG EBOOK TEST ***\n\n" + contents
+        + "".join(f"CHAPTER {r}. A Title\n\nOpening of {r}. {body}\n\n" for r in ("I", "II", "III"))
+        + "*** END OF THE PROJECT GUTENBERG EBOOK TEST ***\n\nLicence text " * 3
+    )
+    path = tmp_path / "pg.txt"
+    path.write_text(text)
+    book = load_book(path)
+    assert (book.title, book.author) == ("Gutenberg Test", "Jane Doe")
+    assert _titles(book) == ["CHAPTER I. A Title", "CHAPTER II. A Title", "CHAPTER III. A Title"]
+    assert book.chapters[0].text.startswith("CHAPTER I. A Title\n\nOpening of I.")
+    assert "Licence" not in book.chapters[-1].text
+
+
+def test_markdown_headings_and_front_matter(tmp_path: Path) -> None:
+    md = (
+        "---\ntitle: \"Markdown Book\"\nauthor: Mark Down\n---\n"
+        "# Markdown Book\n\nIntro line.\n\n## First Steps\n\nStep text.\n\n```\n## not a heading\n```\n\n"
+        "## Second Steps\n\nMore text.\n"
+    )
+    path = tmp_path / "book.md"
+    path.write_text(md)
+    book = load_book(path)
+    assert (book.format, book.title, book.author) == ("md", "Markdown Book", "Mark Down")
+    assert _titles(book) == ["First Steps", "Second Steps"]
+    assert "## not a heading" in book.chapters[0].text
+    assert book.chapters[1].text.startswith("## Second Steps")
+
+
+def test_text_without_headings_is_cut_into_parts_by_position(tmp_path: Path) -> None:
+    para = "A sentence without any structure at all, repeated for length. " * 30
+    path = tmp_path / "flat.txt"
+    path.write_text("\n\n".join([para] * 100))
+    book = load_book(path)
+    n = len(book.chapters)
+    assert n >= 3
+    assert _titles(book)[0] == f"Part 1 of {n}" and _titles(book)[-1] == f"Part {n} of {n}"
+    assert sum(len(c.text) for c in book.chapters) >= len(para) * 100 - 200
+
+
+def test_long_single_line_text_is_fast(tmp_path: Path) -> None:
+    path = tmp_path / "one-line.txt"
+    path.write_text("word " * 2_000_000)  # 10 MB, no newline
+    start = time.perf_counter()
+    book = load_book(path)
+    assert time.perf_counter() - start < 10
+    assert len(book.chapters) > 100
+
+
+def test_format_is_decided_by_content_not_extension(tmp_path: Path) -> None:
+    pdf = build_pdf(tmp_path / "real.pdf", [("Only Chapter", 0, lorem(3))])
+    epub = simple_epub(tmp_path / "real.epub")
+    (tmp_path / "pdf.txt").write_bytes(pdf.read_bytes())
+    (tmp_path / "epub.pdf").write_bytes(epub.read_bytes())
+    (tmp_path / "text.epub").write_text(NOVEL)
+    assert detect_format(tmp_path / "pdf.txt") == "pdf"
+    assert detect_format(tmp_path / "epub.pdf") == "epub"
+    assert detect_format(tmp_path / "text.epub") == "txt"
+    assert load_book(tmp_path / "epub.pdf").format == "epub"
+    assert load_book(tmp_path / "pdf.txt").format == "pdf"
+    assert _titles(load_book(tmp_path / "text.epub")) == ["Chapter 1", "Chapter 2", "Chapter 12"]
