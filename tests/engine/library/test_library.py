@@ -162,15 +162,15 @@ def test_crash_mid_write_leaves_a_library_that_opens(tmp_path: Path) -> None:
         rec = lib.add_book(_book(), tmp_path / "x.txt")
         lib.save_snapshot(rec.id, 0, 10, "fp", b"first", "float32", "[1]")
     code = (
-        "import os, sys; sys.path.insert(0, %r)\n"
+        f"import os, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})\n"
         "from engine.library import Library\n"
-        "lib = Library.open(%r)\n"
+        f"lib = Library.open({str(tmp_path)!r})\n"
         "conn = lib.db.conn\n"
         "conn.execute('BEGIN IMMEDIATE')\n"
         "conn.execute(\"INSERT OR REPLACE INTO snapshots VALUES (1, 1, 20, 'fp', 'f', '[1]', x'00', 'bad', 'now')\")\n"
         "conn.execute('UPDATE books SET ingested_chapters = 2')\n"
         "os._exit(9)\n"
-    ) % (str(Path(__file__).resolve().parents[3]), str(tmp_path))
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 9
     with Library.open(tmp_path) as lib:
         assert lib.ingest_progress(rec.id).chapters_done == 1
