@@ -1,0 +1,144 @@
+"""Questions about a book, answered from its memory as of a chosen chapter: spoiler-free by construction.
+
+The answer is generated from exactly two things:
+  1. the memory snapshot saved at the end of the chosen chapter (it has read nothing after it),
+  2. a new segment holding the prompt: a system line naming the book and the chapter, the recent
+     turns of this book's conversation that were themselves asked as of that chapter or
+     earlier, and the question.
+No chapter text is put in the prompt and no later snapshot is loaded, so nothing after the
+chosen chapter can reach the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from engine.errors import Cancelled, LibraryError
+from engine.reading.ingest import fingerprint_of, load_state, require_fresh
+
+from .decoding import TextDecoder
+
+HISTORY_MESSAGES = 6  # recent turns: three questions and their answers
+HISTORY_MIN_TOKENS = 256
+
+
+@dataclass
+class AskPlan:
+    chapter_idx: int  # the chapter whose end-of-chapter memory answers
+    messages: list[dict[str, str]]  # the chat the prompt is made of
+    prompt_ids: list[int]
+
+
+def by_line(author: str | None) -> str:
+    author = (author or "").strip()
+    return f" by {author}" if author and author.lower() not in ("unknown", "unknown author") else ""
+
+
+def choose_chapter(library, book_id: int, engine, as_of: int | None) -> int:
+    """0-based chapter whose memory answers: `as_of`, or the last one read into memory."""
+    status = require_fresh(library, book_id, engine)
+    if status.chapters_done == 0:
+        raise LibraryError("This book has not been read into memory yet; read it first (infinibook ingest).")
+    if as_of is None:
+        return status.chapters_done - 1
+    if not 0 <= as_of < status.chapters_total:
+        raise LibraryError(f"There is no chapter {as_of + 1}; this book has {status.chapters_total} chapters.")
+    if as_of >= status.chapters_done:
+        raise LibraryError(
+            f"Chapter {as_of + 1} has not been read into memory yet (read so far: {status.chapters_done} "
+            f"of {status.chapters_total}); finish reading the book first."
+        )
+    return as_of
+
+
+def history_for(library, book_id: int, engine, chapter_idx: int, budget: int) -> list[dict[str, str]]:
+    """Recent turns asked as of `chapter_idx` or earlier (later turns could carry spoilers)."""
+    from engine.reading.ingest import encode
+
+    allowed = [m for m in library.messages(book_id)
+               if m.as_of_chapter is not None and m.as_of_chapter <= chapter_idx and m.role in ("user", "assistant")
+               and m.content.strip()]
+    recent = allowed[-HISTORY_MESSAGES:]
+    while recent and recent[0].role != "user":  # start on a question
+        recent = recent[1:]
+    chosen: list[dict[str, str]] = []
+    used = 0
+    for message in reversed(recent):
+        used += len(encode(engine, message.content)) + 8
+        if used > budget:
+            break
+        chosen.insert(0, {"role": message.role, "content": message.content})
+    while chosen and chosen[0]["role"] != "user":
+        chosen.pop(0)
+    return chosen
+
+
+def system_line(book, chapter_idx: int, chapters_total: int, chapter_title: str) -> str:
+    return (
+        f'You are Infinibook, a reading assistant. You have read the book "{book.title}"{by_line(book.author)} '
+        f'as of chapter {chapter_idx + 1} of {chapters_total}: "{chapter_title}". Answer the reader\'s '
+        f"questions briefly from what you have read; nothing after this chapter is known to you."
+    )
+
+
+def plan_question(library, book_id: int, engine, question: str, as_of: int | None = None,
+                  *, max_new_tokens: int = 256) -> AskPlan:
+    """The chapter and prompt a question is answered with (also what the spoiler test inspects)."""
+    question = question.strip()
+    if not question:
+        raise LibraryError("The question is empty; type a question about the book.")
+    chapter_idx = choose_chapter(library, book_id, engine, as_of)
+    book = library.get_book(book_id)
+    chapters = library.chapters(book_id)
+    title = next((c.title for c in chapters if c.idx == chapter_idx), f"Chapter {chapter_idx + 1}")
+    budget = max(engine.segment - max_new_tokens, HISTORY_MIN_TOKENS) // 2
+    messages = [{"role": "system", "content": system_line(book, chapter_idx, len(chapters), title)}]
+    messages += history_for(library, book_id, engine, chapter_idx, budget)
+    messages.append({"role": "user", "content": question})
+    return AskPlan(chapter_idx, messages, engine.chat_prompt(messages))
+
+
+def generate_text(engine, prompt_ids: list[int], state, *, max_new_tokens: int,
+                  should_cancel: Callable[[], bool] | None, into: list[str]) -> Iterator[str]:
+    """Stream text pieces from the model; `into` collects them (kept even when cancelled)."""
+    decoder = TextDecoder(engine.tokenizer)
+    tokens = engine.generate(prompt_ids, state, max_new_tokens=max_new_tokens, stop_ids=engine.stop_ids())
+    for token in tokens:
+        if should_cancel is not None and should_cancel():
+            tokens.close()
+            raise Cancelled("Generation was cancelled.")
+        piece = decoder.push(token)
+        if piece:
+            into.append(piece)
+            yield piece
+    tail = decoder.flush()
+    if tail:
+        into.append(tail)
+        yield tail
+
+
+def ask(library, book_id: int, engine, question: str, *, as_of: int | None = None, max_new_tokens: int = 256,
+        should_cancel: Callable[[], bool] | None = None) -> Iterator[str]:
+    """Answer pieces as they are generated.
+
+    Checks and the question's storage happen at the call (errors surface before any text); the
+    answer is stored when generation ends, also when it is cancelled or abandoned part-way.
+    Both messages carry their as-of chapter.
+    """
+    plan = plan_question(library, book_id, engine, question, as_of, max_new_tokens=max_new_tokens)
+    state = load_state(library, book_id, plan.chapter_idx, engine)
+    library.add_message(book_id, "user", question.strip(), plan.chapter_idx)
+
+    def answer() -> Iterator[str]:
+        pieces: list[str] = []
+        try:
+            yield from generate_text(engine, plan.prompt_ids, state, max_new_tokens=max_new_tokens,
+                                     should_cancel=should_cancel, into=pieces)
+        finally:
+            library.add_message(book_id, "assistant", "".join(pieces).strip(), plan.chapter_idx)
+
+    return answer()
+
+
+__all__ = ["AskPlan", "ask", "fingerprint_of", "plan_question"]

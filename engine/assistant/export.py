@@ -1,0 +1,60 @@
+"""A book's notes (summaries and conversation) as one Markdown document."""
+
+from __future__ import annotations
+
+import re
+
+
+def _quote_heading(text: str) -> str:
+    return " ".join(text.split()) or "Untitled"
+
+
+def chapter_name(idx: int, title: str | None) -> str:
+    """A chapter's display name, e.g. Chapter 3: The Storm (a title that already says so stays as is)."""
+    title = _quote_heading(title or "")
+    number = idx + 1
+    if title == "Untitled":
+        return f"Chapter {number}"
+    if re.match(rf"(chapter|ch\.|part|book|section)\b|{number}\b", title, re.I):
+        return title
+    return f"Chapter {number}: {title}"
+
+
+def export_markdown(library, book_id: int) -> str:
+    book = library.get_book(book_id)
+    chapters = {c.idx: c for c in library.chapters(book_id)}
+    summaries = library.summaries(book_id)
+    by_chapter = {s.chapter_idx: s for s in summaries}
+    lines = [f"# {_quote_heading(book.title)}", ""]
+    author = (book.author or "").strip()
+    if author:
+        lines += [f"*{author}*", ""]
+    lines += ["Notes exported from Infinibook.", ""]
+
+    whole = by_chapter.get(None)
+    if whole is not None:
+        lines += ["## Summary of the whole book", "", whole.text.strip() or "(empty)", ""]
+
+    chapter_summaries = sorted((s for s in summaries if s.chapter_idx is not None), key=lambda s: s.chapter_idx)
+    if chapter_summaries:
+        lines += ["## Chapter summaries", ""]
+        for summary in chapter_summaries:
+            chapter = chapters.get(summary.chapter_idx)
+            lines += [f"### {chapter_name(summary.chapter_idx, chapter.title if chapter else None)}", "",
+                      summary.text.strip() or "(empty)", ""]
+
+    messages = library.messages(book_id)
+    if messages:
+        lines += ["## Conversation", ""]
+        for message in messages:
+            if message.role == "user":
+                chapter = chapters.get(message.as_of_chapter)
+                as_of = ""
+                if message.as_of_chapter is not None:
+                    as_of = f" (as of {chapter_name(message.as_of_chapter, chapter.title if chapter else None)})"
+                lines += [f"**You**{as_of}:", "", message.content.strip(), ""]
+            else:
+                lines += ["**Infinibook**:", "", message.content.strip() or "(no answer)", ""]
+    if whole is None and not chapter_summaries and not messages:
+        lines += ["No summaries or conversation yet.", ""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,185 @@
+"""Chapter and whole-book summaries.
+
+Chapter summary. The memory is reset at the chapter's start (a new, empty memory: nothing of
+the earlier chapters), the chapter is read, then the summary prompt follows:
+  * No silent truncation: a chapter longer than one segment is not cut to fit a context window;
+    everything before its last part is streamed through the compressive memory, segment by
+    segment, like any book text. However long the chapter, every token of it is read.
+  * Its last part, as much as fits in the prompt's segment next to the instruction and the room
+    for the answer, is not streamed into memory but put verbatim in the prompt, so the model
+    sees the chapter's end in full-resolution local attention (which also carries the summary
+    when the memory gates are untrained). Memory part + prompt part = the whole chapter, each
+    token exactly once.
+The summary is stored under the current fingerprint; regenerating replaces it.
+
+Whole-book summary. Built from the chapter summaries (made first where missing or made under
+another fingerprint) read against the memory at the end of the book. When the summaries do not
+fit one prompt next to the answer, consecutive ones are summarised group by group, and those
+group summaries again, until they fit (hierarchical); every group holds at least two, so this
+ends after about log2(chapters) rounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from engine.errors import LibraryError
+from engine.reading.ingest import chapter_ids, encode, fingerprint_of, load_state, require_fresh
+
+from .ask import by_line, generate_text
+
+CHAPTER_SUMMARY_TOKENS = 200
+BOOK_SUMMARY_TOKENS = 300
+MIN_GROUP_BUDGET = 256  # tokens of summaries per prompt when the segment is tiny
+
+
+@dataclass
+class ChapterPlan:
+    chapter_idx: int
+    memory_ids: list[int]  # streamed into a fresh memory
+    window_ids: list[int]  # the chapter's end, put verbatim into the prompt
+    messages: list[dict[str, str]]
+    prompt_ids: list[int]
+
+
+def _chapter(library, book_id: int, chapter_idx: int):
+    for chapter in library.chapters(book_id):
+        if chapter.idx == chapter_idx:
+            return chapter
+    raise LibraryError(f"There is no chapter {chapter_idx + 1} in this book.")
+
+
+def _chapter_messages(book, chapter, window_text: str, whole: bool) -> list[dict[str, str]]:
+    number = chapter.idx + 1
+    system = (f'You are Infinibook, a reading assistant. You have just read chapter {number} of the book '
+              f'"{book.title}"{by_line(book.author)}: "{chapter.title}".')
+    if not window_text:
+        lead = "You have read the whole chapter into your memory."
+    elif whole:
+        lead = f"The chapter:\n\n{window_text}"
+    else:
+        lead = f"The chapter's last part (what came before it is in your memory):\n\n{window_text}"
+    instruction = (f'Summarise chapter {number} ("{chapter.title}") in a few sentences: the main events, '
+                   f"the people involved and what changes.")
+    return [{"role": "system", "content": system}, {"role": "user", "content": f"{lead}\n\n{instruction}"}]
+
+
+def plan_chapter_summary(library, book_id: int, engine, chapter_idx: int,
+                         max_new_tokens: int = CHAPTER_SUMMARY_TOKENS) -> ChapterPlan:
+    book = library.get_book(book_id)
+    chapter = _chapter(library, book_id, chapter_idx)
+    ids = chapter_ids(engine, chapter)
+    overhead = len(engine.chat_prompt(_chapter_messages(book, chapter, "x", whole=False)))
+    room = max(0, engine.segment - overhead - max_new_tokens)  # what fits of the chapter's end
+    split = max(0, len(ids) - room)
+    # Never split inside a character: move the boundary back until the window decodes cleanly.
+    while 0 < split < len(ids) and engine.tokenizer.decode(ids[split:split + 1]).startswith("\ufffd"):
+        split -= 1
+    memory_ids, window_ids = ids[:split], ids[split:]
+    window_text = engine.tokenizer.decode(window_ids).strip() if window_ids else ""
+    messages = _chapter_messages(book, chapter, window_text, whole=not memory_ids)
+    return ChapterPlan(chapter_idx, memory_ids, window_ids, messages, engine.chat_prompt(messages))
+
+
+def summarize_chapter(library, book_id: int, engine, chapter_idx: int, *,
+                      should_cancel: Callable[[], bool] | None = None,
+                      max_new_tokens: int = CHAPTER_SUMMARY_TOKENS) -> Iterator[str]:
+    """Summary pieces as generated; stored at the end (replacing an earlier one)."""
+    plan = plan_chapter_summary(library, book_id, engine, chapter_idx, max_new_tokens)
+
+    def pieces() -> Iterator[str]:
+        state = engine.new_state()  # reset at the chapter's start
+        if plan.memory_ids:
+            state = engine.stream(plan.memory_ids, state, should_cancel=should_cancel)
+        collected: list[str] = []
+        yield from generate_text(engine, plan.prompt_ids, state, max_new_tokens=max_new_tokens,
+                                 should_cancel=should_cancel, into=collected)
+        library.save_summary(book_id, chapter_idx, "".join(collected).strip(), fingerprint_of(engine))
+
+    return pieces()
+
+
+def current_summaries(library, book_id: int, engine) -> dict[int | None, str]:
+    """Stored summaries made under the current fingerprint, by chapter index (None: the book)."""
+    fingerprint = fingerprint_of(engine)
+    return {s.chapter_idx: s.text for s in library.summaries(book_id) if s.fingerprint == fingerprint}
+
+
+def _group_messages(book, items: list[str], heading: str, instruction: str) -> list[dict[str, str]]:
+    system = (f'You are Infinibook, a reading assistant. You have read the whole book "{book.title}"'
+              f"{by_line(book.author)}.")
+    body = "\n\n".join(items)
+    return [{"role": "system", "content": system}, {"role": "user", "content": f"{heading}\n\n{body}\n\n{instruction}"}]
+
+
+def _groups(engine, book, items: list[str], budget: int) -> list[list[int]]:
+    """Consecutive item indexes whose texts fit `budget` tokens together (at least two each)."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for index, item in enumerate(items):
+        size = len(encode(engine, item)) + 2
+        if len(current) >= 2 and used + size > budget:
+            groups.append(current)
+            current, used = [], 0
+        current.append(index)
+        used += size
+    if current:
+        if len(current) == 1 and groups:
+            groups[-1].append(current[0])
+        else:
+            groups.append(current)
+    return groups
+
+
+def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[], bool] | None = None,
+                   max_new_tokens: int = BOOK_SUMMARY_TOKENS,
+                   on_chapter: Callable[[int, int], None] | None = None) -> Iterator[str]:
+    """Whole-book summary pieces as generated; stored at the end (replacing an earlier one).
+
+    Chapter summaries missing under the current engine are made first (`on_chapter(i, n)` is
+    called before each); the book must have been read to its end.
+    """
+    status = require_fresh(library, book_id, engine)
+    if status.chapters_total == 0 or status.chapters_done < status.chapters_total:
+        raise LibraryError(f"Read the whole book first ({status.chapters_done} of {status.chapters_total} "
+                           f"chapters read); a whole-book summary needs the memory of the whole book.")
+    book = library.get_book(book_id)
+    chapters = library.chapters(book_id)
+    final_idx = chapters[-1].idx
+
+    def pieces() -> Iterator[str]:
+        stored = current_summaries(library, book_id, engine)
+        for chapter in chapters:
+            if chapter.idx not in stored:
+                if on_chapter is not None:
+                    on_chapter(chapter.idx, len(chapters))
+                stored[chapter.idx] = "".join(summarize_chapter(library, book_id, engine, chapter.idx,
+                                                                should_cancel=should_cancel)).strip()
+        state = load_state(library, book_id, final_idx, engine)
+        items = [f'Chapter {c.idx + 1}, "{c.title}": {stored[c.idx] or "(no summary)"}' for c in chapters]
+        labels = [(c.idx + 1, c.idx + 1) for c in chapters]
+        final_instruction = "Write a summary of the whole book in one or two paragraphs."
+        overhead = len(engine.chat_prompt(_group_messages(book, [], "Chapter summaries:", final_instruction)))
+        budget = max(engine.segment - overhead - max_new_tokens, MIN_GROUP_BUDGET)
+        while sum(len(encode(engine, item)) + 2 for item in items) > budget and len(items) > 1:
+            next_items, next_labels = [], []
+            for group in _groups(engine, book, items, budget):
+                first, last = labels[group[0]][0], labels[group[-1]][1]
+                span = f"chapters {first} to {last}"
+                messages = _group_messages(book, [items[i] for i in group], f"Summaries of {span}:",
+                                           f"Summarise {span} together in a few sentences.")
+                text = "".join(generate_text(engine, engine.chat_prompt(messages), state,
+                                             max_new_tokens=max_new_tokens, should_cancel=should_cancel,
+                                             into=[])).strip()
+                next_items.append(f"Chapters {first} to {last}: {text or '(no summary)'}")
+                next_labels.append((first, last))
+            items, labels = next_items, next_labels
+        messages = _group_messages(book, items, "Chapter summaries:", final_instruction)
+        collected: list[str] = []
+        yield from generate_text(engine, engine.chat_prompt(messages), state, max_new_tokens=max_new_tokens,
+                                 should_cancel=should_cancel, into=collected)
+        library.save_summary(book_id, None, "".join(collected).strip(), fingerprint_of(engine))
+
+    return pieces()

@@ -1,0 +1,194 @@
+"""Reading a whole book into the compressive memory, once, resumably.
+
+Chapter i is streamed from the memory saved at the end of chapter i-1 (an empty memory for
+the first), and its own end-of-chapter memory is saved in the same transaction as the
+progress mark. Each `stream()` call also writes its last, shorter segment, so a chapter
+boundary is always a segment boundary: resuming = loading the last saved memory and going on
+with the next chapter, which performs exactly the operations an uninterrupted run performs,
+so the final memory is bit-for-bit the same.
+
+Nothing here imports torch at module import time (the GUI imports the facade without it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from engine.errors import Cancelled, LibraryError
+
+from .events import IngestEvent, ReadStatus, StaleMemory
+
+SNAPSHOT_DTYPE = "float32"  # exact: resumed == uninterrupted needs the memory saved losslessly
+
+
+# -- text -> tokens ----------------------------------------------------------------------------
+
+
+def chapter_stream_text(title: str, text: str) -> str:
+    """What the memory reads for one chapter: its heading, then its text."""
+    title = (title or "").strip()
+    return f"{title}\n\n{text}\n\n" if title else f"{text}\n\n"
+
+
+def encode(engine, text: str) -> list[int]:
+    """Token ids of plain text, no special tokens, no length warnings."""
+    tokenizer = engine.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return list(backend.encode(text, add_special_tokens=False).ids)
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def chapter_ids(engine, chapter) -> list[int]:
+    return encode(engine, chapter_stream_text(chapter.title, chapter.text))
+
+
+# -- fingerprints and status -------------------------------------------------------------------
+
+
+def fingerprint_of(engine) -> str | None:
+    """The engine's fingerprint as the library stores it; accepts an engine, a string or None."""
+    if engine is None or isinstance(engine, str):
+        return engine
+    return str(engine.fingerprint)
+
+
+FINGERPRINT_PARTS = {"base": "base model", "adapter": "memory adapter", "segment": "segment length",
+                     "rule": "memory update rule", "engine": "engine version"}
+
+
+def fingerprint_difference(saved: str, current: str) -> str | None:
+    """The first part that differs, in words (torch-free twin of Fingerprint.difference)."""
+    def parts(text: str) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in text.split(";") if "=" in item)
+
+    then, now = parts(saved), parts(current)
+    for key, name in FINGERPRINT_PARTS.items():
+        if then.get(key) != now.get(key):
+            return f"{name} ({str(then.get(key))[:12]} then, {str(now.get(key))[:12]} now)"
+    return None
+
+
+def stale_message(saved: str, current: str) -> str:
+    difference = fingerprint_difference(saved, current)
+    what = f"a different {difference}" if difference else "a different model setup"
+    return (f"This book was read with {what}, so its saved memory does not fit; "
+            f"read it again from the start to rebuild it (ingest with --restart).")
+
+
+def read_status(library, book_id: int, engine=None) -> ReadStatus:
+    """Chapters read, tokens read, and whether the saved memory fits `engine` (None: unknown)."""
+    progress = library.ingest_progress(book_id)
+    total = progress.chapters_total
+    done = progress.chapters_done
+    current = fingerprint_of(engine)
+    stale = bool(done and current and progress.fingerprint and progress.fingerprint != current)
+    if stale:
+        message = stale_message(progress.fingerprint, current)
+    elif total == 0:
+        message = "This book has no chapters to read."
+    elif done == 0:
+        message = f"Not read yet ({total} chapters)."
+    elif done >= total:
+        message = f"Read completely: {total} chapters, {progress.tokens_done:,} tokens."
+    else:
+        message = f"Read {done} of {total} chapters ({progress.tokens_done:,} tokens); reading can resume."
+    return ReadStatus(done, total, progress.tokens_done, stale, message)
+
+
+def require_fresh(library, book_id: int, engine) -> ReadStatus:
+    status = read_status(library, book_id, engine)
+    if status.stale:
+        raise StaleMemory(status.message)
+    return status
+
+
+def load_state(library, book_id: int, chapter_idx: int, engine):
+    """The memory saved at the end of chapter `chapter_idx` (checksum and fingerprint checked)."""
+    from engine.infini.state import MemoryState
+
+    snapshot = library.load_snapshot(book_id, chapter_idx)
+    if snapshot is None:
+        raise LibraryError(f"Chapter {chapter_idx + 1} has not been read into memory yet; read the book first.")
+    return MemoryState.from_bytes(snapshot.blob, expected=engine.fingerprint, device=engine.device)
+
+
+def shape_text(state) -> str:
+    return f"memory={tuple(state.memory.shape)};norm={tuple(state.norm.shape)}"
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+
+def ingest(
+    library,
+    book_id: int,
+    engine,
+    *,
+    on_event: Callable[[IngestEvent], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    restart: bool = False,
+) -> ReadStatus:
+    """Read the book's remaining chapters into memory, saving a snapshot at every chapter end.
+
+    Raises Cancelled when `should_cancel()` turns true (finished chapters are kept) and
+    StaleMemory when the book was read under another fingerprint and `restart` is false.
+    """
+    current = fingerprint_of(engine)
+    if restart:
+        library.reset_ingest(book_id)
+    else:
+        require_fresh(library, book_id, engine)
+    chapters = library.chapters(book_id)
+    progress = library.ingest_progress(book_id)
+    start = min(progress.chapters_done, len(chapters))
+
+    # Token counts of every chapter, for the totals and the ETA; ids are kept one chapter at a
+    # time so memory use does not grow with the book.
+    counts = []
+    for chapter in chapters:
+        n = len(chapter_ids(engine, chapter))
+        counts.append(n)
+        if chapter.n_tokens != n:
+            library.set_chapter_tokens(book_id, chapter.idx, n)
+    tokens_total = sum(counts)
+    tokens_done = sum(counts[:start])
+
+    if start == 0:
+        state = engine.new_state()
+    else:
+        state = load_state(library, book_id, chapters[start - 1].idx, engine)
+
+    began = time.monotonic()
+    streamed = 0  # tokens streamed in this call, for the rate
+
+    def event(index: int, chapter_done: int, finished: bool) -> IngestEvent:
+        elapsed = time.monotonic() - began
+        done_now = streamed + chapter_done
+        rate = done_now / elapsed if elapsed > 0 and done_now else 0.0
+        done = tokens_done + chapter_done
+        eta = (tokens_total - done) / rate if rate > 0 else None
+        return IngestEvent(index, len(chapters), chapters[index].title, done, tokens_total, rate, eta, finished)
+
+    for index in range(start, len(chapters)):
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("Reading was cancelled; chapters already finished are kept.")
+        chapter = chapters[index]
+        ids = chapter_ids(engine, chapter)
+
+        def progress_cb(done: int, _total: int, index=index) -> None:
+            if on_event is not None:
+                on_event(event(index, done, False))
+
+        state = engine.stream(ids, state, progress=progress_cb, should_cancel=should_cancel)
+        blob = state.to_bytes(SNAPSHOT_DTYPE)
+        # One transaction: the memory at this chapter's end and the progress mark.
+        library.save_snapshot(book_id, chapter.idx, tokens_done + len(ids), current, blob, SNAPSHOT_DTYPE,
+                              shape_text(state))
+        finished = event(index, len(ids), True)
+        streamed += len(ids)
+        tokens_done += len(ids)
+        if on_event is not None:
+            on_event(finished)
+    return read_status(library, book_id, engine)

@@ -1,0 +1,128 @@
+"""Ingest end to end on generated books with a tiny random model."""
+
+import subprocess
+import sys
+
+import pytest
+
+from engine import api
+from engine.errors import Cancelled, FingerprintMismatch, InfinibookError
+from engine.reading import chapter_ids
+
+from .helpers import tiny, write_book
+
+
+def add(library, folder, **options):
+    folder.mkdir(parents=True, exist_ok=True)
+    return library.resolve(str(write_book(folder / "book.md", **options)), add_paths=True)
+
+
+def final_memory(library, book_id):
+    from engine.infini.state import MemoryState
+
+    progress = library.ingest_progress(book_id)
+    return MemoryState.from_bytes(library.load_snapshot(book_id, progress.chapters_done - 1).blob)
+
+
+def same_memory(a, b) -> bool:
+    """Bit-for-bit the same M, z and token count (safetensors headers may order keys differently)."""
+    import torch
+
+    return a.tokens == b.tokens and torch.equal(a.memory, b.memory) and torch.equal(a.norm, b.norm)
+
+
+def test_facade_imports_without_torch():
+    code = "import sys, engine.api; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ingest_streams_every_chapter_and_snapshots_each_end(library, tmp_path):
+    engine = tiny()
+    book = add(library, tmp_path, chapters=4)
+    events = []
+    status = api.ingest(library, book.id, engine, on_event=events.append)
+    assert status.complete and not status.stale and status.chapters_done == 4
+
+    # The memory after chapter i is the memory after chapter i-1 with chapter i streamed on top.
+    from engine.infini.state import MemoryState
+
+    chapters = library.chapters(book.id)
+    state = engine.new_state()
+    total = 0
+    for chapter in chapters:
+        ids = chapter_ids(engine, chapter)
+        assert chapter.n_tokens == len(ids)
+        total += len(ids)
+        state = engine.stream(ids, state)
+        snapshot = library.load_snapshot(book.id, chapter.idx)
+        assert snapshot.token_offset == total
+        assert snapshot.fingerprint == str(engine.fingerprint)
+        assert same_memory(MemoryState.from_bytes(snapshot.blob), state)
+        assert MemoryState.from_bytes(snapshot.blob).tokens == total
+    assert status.tokens_done == total
+
+    finished = [e for e in events if e.finished_chapter]
+    assert [e.chapter_index for e in finished] == [0, 1, 2, 3]
+    assert finished[-1].tokens_done == finished[-1].tokens_total == total
+    assert all(e.chapters_total == 4 and e.tokens_total == total for e in events)
+    assert [e.tokens_done for e in events] == sorted(e.tokens_done for e in events)
+    assert finished[-1].eta_s == 0 and finished[-1].tokens_per_s > 0
+    assert len(events) > len(finished)  # per-segment events too
+    assert finished[1].chapter_title == chapters[1].title
+
+    # Ingesting again does nothing and keeps the memory.
+    again = []
+    assert api.ingest(library, book.id, engine, on_event=again.append).complete
+    assert again == [] and same_memory(final_memory(library, book.id), state)
+
+
+def test_cancel_then_resume_gives_the_uninterrupted_memory(library, tmp_path):
+    engine = tiny()
+    book = add(library, tmp_path, chapters=5)
+    reference = add(library, tmp_path / "ref", chapters=5, title="Another Road")  # same chapters, other file
+    api.ingest(library, reference.id, engine)
+
+    for cancel_after in (3, 11, 20):  # events: mid-chapter and near chapter ends
+        seen = []
+        before = api.read_status(library, book.id, engine).chapters_done
+        with pytest.raises(Cancelled):
+            api.ingest(library, book.id, engine, on_event=seen.append, should_cancel=lambda s=seen, n=cancel_after: len(s) >= n)
+        status = api.read_status(library, book.id, engine)
+        assert status.chapters_done == before + sum(e.finished_chapter for e in seen)
+        assert not status.complete
+        assert status.chapters_done == 0 or "resume" in status.message
+    assert api.ingest(library, book.id, engine).complete
+    assert same_memory(final_memory(library, book.id), final_memory(library, reference.id))
+
+
+def test_another_fingerprint_is_stale_until_reingested_on_request(library, tmp_path):
+    book = add(library, tmp_path, chapters=2)
+    api.ingest(library, book.id, tiny(32))
+    other = tiny(16)
+    status = api.read_status(library, book.id, other)
+    assert status.stale and not status.complete
+    assert "segment length" in status.message and "read it again" in status.message
+    with pytest.raises(FingerprintMismatch, match="segment length"):
+        api.ingest(library, book.id, other)
+    with pytest.raises(InfinibookError, match="segment length"):
+        api.ask(library, book.id, other, "Who?")
+    assert api.ingest(library, book.id, other, restart=True).complete
+    assert not api.read_status(library, book.id, other).stale
+    assert api.read_status(library, book.id, tiny(32)).stale
+    assert library.load_snapshot(book.id, 1).fingerprint == str(other.fingerprint)
+
+
+def test_status_messages(library, tmp_path):
+    book = add(library, tmp_path, chapters=3)
+    status = api.read_status(library, book.id, None)
+    assert (status.chapters_done, status.chapters_total, status.stale) == (0, 3, False)
+    assert "Not read yet" in status.message
+
+
+def test_engine_info_reports_fixed_memory_size():
+    engine = tiny()
+    info = api.engine_info(engine)
+    assert info.memory_bytes == engine.new_state().nbytes
+    assert info.segment == 32 and info.rule == "delta" and info.device == "cpu"
+    assert info.fingerprint == str(engine.fingerprint) and not info.trained_adapter
+    assert info.kv_cache_bytes_per_token == engine.kv_cache_bytes_per_token
