@@ -1,0 +1,5 @@
+import sys
+
+from app.gui.run import main
+
+sys.exit(main())
