@@ -127,6 +127,54 @@ def _page_texts(reader: PdfReader, name: str) -> list[str]:
     return texts
 
 
+_EDGE_NUMBER = re.compile(r"^(?:[\divxlc]+[.:]?)+\s+|\s+(?:[\divxlc]+[.:]?)+$", re.I)
+
+
+_HEADING_WORDS = {"chapter", "part", "book", "volume", "section", "appendix", "contents", "index"}
+
+
+def _head_key(line: str) -> str:
+    """A running head or foot without its page number: "24 Chapter 8. Storms" -> "chapter 8. storms"."""
+    key = " ".join(line.lower().split())
+    if _PAGE_NUMBER.match(key):
+        return ""
+    return _EDGE_NUMBER.sub("", key).strip()
+
+
+def _strip_running_heads(texts: list[str]) -> list[str]:
+    """Drop page numbers and running heads/feet (lines repeated at the top or bottom of three
+    pages, or of two when they carry a page number), so chapter text reads continuously and
+    headings are found."""
+    if len(texts) < 6:
+        return texts
+    edges: list[list[int]] = []
+    counts: dict[str, set[int]] = {}
+    numbered: dict[str, set[int]] = {}  # pages where the line also carried a page number
+    split = [t.split("\n") for t in texts]
+    for page, lines in enumerate(split):
+        nonempty = [i for i, line in enumerate(lines) if line.strip()]
+        chosen = sorted(set(nonempty[:2] + nonempty[-2:]))
+        edges.append(chosen)
+        for i in chosen:
+            key = _head_key(lines[i])
+            counts.setdefault(key, set()).add(page)
+            if key != " ".join(lines[i].lower().split()):
+                numbered.setdefault(key, set()).add(page)
+    out = []
+    for page, lines in enumerate(split):
+        drop = set()
+        for i in edges[page]:
+            line = lines[i].strip()
+            key = _head_key(line)
+            if (_KEYWORD_HEADING.match(line) and key) or key in _HEADING_WORDS:
+                continue
+            repeated = len(counts.get(key, ())) >= 3 or len(numbered.get(key, ())) >= 2
+            if (key == "" and len(line) <= 8) or (len(key) >= 3 and repeated):
+                drop.add(i)
+        out.append("\n".join(line for i, line in enumerate(lines) if i not in drop).strip() if drop else texts[page])
+    return out
+
+
 def _outline(reader: PdfReader, name: str) -> list[_Node]:
     cycle = BookError(
         f"'{name}' has a corrupt table of contents (its outline loops back on itself or nests "
@@ -187,11 +235,25 @@ def _first_page(node: _Node) -> int | None:
 
 def _title_offset(page_text: str, title: str) -> int:
     """Where a chapter titled `title` starts on its first page: the page start, unless the
-    title appears after a substantial amount of other text (the previous chapter's end)."""
-    words = title.split()[:8]
+    title appears after a substantial amount of other text (the previous chapter's end).
+    A line holding just the title (optionally numbered) is preferred over the same words in
+    running prose."""
+    words = title.split()[:12]
     if not words:
         return 0
-    m = re.search(r"\s*".join(re.escape(w) for w in words), page_text, re.I)
+    body = r"\s*".join(re.escape(w) for w in words)
+    number = r"^[ \t]*(?:(?:\d+|[IVXLCivxlc]+)(?:\.\d+)*\.?[ \t]+)?"
+    m = None
+    patterns = (
+        (number + body + r"[ \t]*$", re.M | re.I),  # a heading line, in any case ("THE GARDEN")
+        (number + body, re.M),
+        (body, re.M),
+        (body, re.M | re.I),
+    )
+    for pattern, flags in patterns:
+        m = re.search(pattern, page_text, flags)
+        if m:
+            break
     if not m or non_space_len(page_text[: m.start()]) < 200:
         return 0
     line_start = page_text.rfind("\n", 0, m.start()) + 1
@@ -321,7 +383,7 @@ def parse_pdf(path: Path, sha256: str) -> Book:
                 "book; split it into volumes."
             )
         labels = _labels(reader, n)
-        texts = _page_texts(reader, name)
+        texts = _strip_running_heads(_page_texts(reader, name))
         with_text = sum(1 for t in texts if non_space_len(t) >= 20)
         if with_text == 0 or (n >= 5 and with_text < n * 0.1):
             raise BookError(

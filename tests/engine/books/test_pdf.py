@@ -103,3 +103,30 @@ def test_hundred_page_pdf_is_fast(tmp_path: Path) -> None:
     book = load_book(path)
     assert len(book.chapters) == 25
     assert time.perf_counter() - start < 10
+
+
+def test_running_heads_and_page_numbers_are_dropped(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    class Running(FPDF):
+        def header(self) -> None:
+            self.set_font("Helvetica", size=8)
+            self.cell(0, 8, "The Running Head Of This Book", new_x="LMARGIN", new_y="NEXT")
+
+        def footer(self) -> None:
+            self.set_y(-12)
+            self.set_font("Helvetica", size=8)
+            self.cell(0, 8, str(self.page_no()))
+
+    pdf = Running()
+    for i in (1, 2, 3):
+        pdf.add_page()
+        pdf.start_section(f"Chapter {i}")
+        pdf.set_font("Helvetica", size=11)
+        pdf.multi_cell(0, 6, f"Chapter {i}\n" + "\n".join(lorem(12, f"c{i} ")), new_x="LMARGIN", new_y="NEXT")
+    path = tmp_path / "running.pdf"
+    pdf.output(str(path))
+    book = load_book(path)
+    assert _titles(book) == ["Chapter 1", "Chapter 2", "Chapter 3"]
+    assert all("Running Head" not in c.text for c in book.chapters)
+    assert all(c.text.startswith(f"Chapter {i}") for i, c in enumerate(book.chapters, 1))
