@@ -1,7 +1,258 @@
-"""`infinibook reading` commands."""
+"""`infinibook ingest | ask | chat | summarize | export`: reading a book and talking about it.
+
+BOOK is a library id or the path of a book file (a file not in the library yet is added
+first). Chapter numbers on the command line are 1-based, as `infinibook show` lists them.
+Nothing here imports torch: the model is loaded through the engine facade when a command
+needs it.
+"""
+
+from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+
+from engine import api
+from engine.errors import LibraryError
+
+from .common import add_common_options
+
+
+def _engine(args: argparse.Namespace):
+    return api.load_engine(args.model, adapter=args.adapter or "default", device=args.device)
+
+
+def _book(lib, ref: str):
+    return lib.resolve(ref, add_paths=True)
+
+
+def _chapter_index(number: int | None, what: str = "chapter") -> int | None:
+    if number is None:
+        return None
+    if number < 1:
+        raise LibraryError(f"Chapters are numbered from 1; {number} is not a {what} number.")
+    return number - 1
+
+
+def _emit(data: dict) -> None:
+    print(json.dumps(data, ensure_ascii=False), flush=True)
+
+
+# -- ingest --------------------------------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    with api.open_library(args.data_dir) as lib:
+        book = _book(lib, args.book)
+        engine = _engine(args)
+        status = api.read_status(lib, book.id, engine)
+        if status.stale and not args.restart:
+            raise api.StaleMemory(status.message.replace("(ingest with --restart)",
+                                                         f"(infinibook ingest {args.book} --restart)"))
+        if args.json:
+            _emit({"event": "start", "book_id": book.id, "title": book.title, **asdict(status)})
+            final = api.ingest(lib, book.id, engine, restart=args.restart,
+                               on_event=lambda e: _emit({"event": "progress", **asdict(e)}))
+            _emit({"event": "done", "book_id": book.id, **asdict(final)})
+            return 0
+        final = _ingest_with_bar(lib, book, engine, status, args.restart)
+        print(f"[{book.id}] {book.title}: {final.message}")
+    return 0
+
+
+def _ingest_with_bar(lib, book, engine, status, restart: bool):
+    from tqdm import tqdm
+
+    if status.complete and not restart:
+        return status
+    if status.chapters_done and not restart:
+        print(f"Resuming '{book.title}' at chapter {status.chapters_done + 1} of {status.chapters_total}.",
+              file=sys.stderr)
+    bar = None
+
+    def on_event(event) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=event.tokens_total, initial=0, unit="tok", unit_scale=True, dynamic_ncols=True,
+                       file=sys.stderr, disable=None)
+        bar.set_description(f"chapter {event.chapter_index + 1}/{event.chapters_total}", refresh=False)
+        bar.update(event.tokens_done - bar.n)
+
+    try:
+        return api.ingest(lib, book.id, engine, on_event=on_event, restart=restart)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# -- ask and chat --------------------------------------------------------------------------------
+
+
+def _stream_answer(pieces) -> tuple[str, float | None]:
+    """Print pieces as they come; (answer, seconds to the first piece)."""
+    began = time.monotonic()
+    first = None
+    text = []
+    for piece in pieces:
+        if first is None:
+            first = time.monotonic() - began
+        text.append(piece)
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    return "".join(text), first
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    with api.open_library(args.data_dir) as lib:
+        book = _book(lib, args.book)
+        engine = _engine(args)
+        began = time.monotonic()
+        plan = api.plan_question(lib, book.id, engine, args.question, _chapter_index(args.as_of),
+                                 max_new_tokens=args.max_tokens)
+        pieces = api.ask(lib, book.id, engine, args.question, as_of=plan.chapter_idx, max_new_tokens=args.max_tokens)
+        chapter = next(c for c in lib.chapter_sizes(book.id) if c.idx == plan.chapter_idx)
+        if args.json:
+            first = None
+            text = []
+            for piece in pieces:
+                first = first if first is not None else time.monotonic() - began
+                text.append(piece)
+            _emit({"book_id": book.id, "title": book.title, "question": args.question,
+                   "as_of_chapter": plan.chapter_idx + 1, "chapter_title": chapter.title,
+                   "answer": "".join(text).strip(), "first_token_s": first,
+                   "total_s": time.monotonic() - began})
+            return 0
+        print(f"[as of chapter {plan.chapter_idx + 1}: {chapter.title}]", file=sys.stderr)
+        _stream_answer(pieces)
+        print()
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    with api.open_library(args.data_dir) as lib:
+        book = _book(lib, args.book)
+        engine = _engine(args)
+        as_of = _chapter_index(args.as_of)
+        status = api.read_status(lib, book.id, engine)
+        if status.stale:
+            raise api.StaleMemory(status.message)
+        chapter_idx = as_of if as_of is not None else status.chapters_done - 1
+        if chapter_idx < 0:
+            raise LibraryError("This book has not been read into memory yet; run `infinibook ingest` first.")
+        title = next((c.title for c in lib.chapter_sizes(book.id) if c.idx == chapter_idx), "")
+        print(f"Chatting about '{book.title}' as of chapter {chapter_idx + 1}: {title}. "
+              f"An empty line, /quit or Ctrl-D ends; Ctrl-C stops an answer.", file=sys.stderr)
+        while True:
+            try:
+                question = input("you> ")
+            except (EOFError, KeyboardInterrupt):
+                print(file=sys.stderr)
+                return 0
+            if not question.strip() or question.strip() in ("/quit", "/exit"):
+                return 0
+            pieces = api.ask(lib, book.id, engine, question, as_of=chapter_idx, max_new_tokens=args.max_tokens)
+            sys.stdout.write("infinibook> ")
+            try:
+                _stream_answer(pieces)
+            except KeyboardInterrupt:
+                pieces.close()  # the partial answer is stored
+                sys.stdout.write(" [stopped]")
+            print()
+
+
+# -- summaries and export ------------------------------------------------------------------------
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    with api.open_library(args.data_dir) as lib:
+        book = _book(lib, args.book)
+        engine = _engine(args)
+        chapter_idx = _chapter_index(args.chapter)
+        chapters = lib.chapter_sizes(book.id)
+        limit = {"max_new_tokens": args.max_tokens} if args.max_tokens else {}
+        if chapter_idx is not None:
+            if chapter_idx >= len(chapters):
+                raise LibraryError(f"There is no chapter {args.chapter}; this book has {len(chapters)} chapters.")
+            title = chapters[chapter_idx].title
+            pieces = api.summarize_chapter(lib, book.id, engine, chapter_idx, **limit)
+            header = f"Chapter {chapter_idx + 1}: {title}"
+        else:
+            title = book.title
+
+            def progress(idx: int, total: int) -> None:
+                if not args.json:
+                    print(f"summarising chapter {idx + 1} of {total} first ...", file=sys.stderr)
+
+            chapter_limit = {"chapter_max_new_tokens": args.max_tokens} if args.max_tokens else {}
+            pieces = api.summarize_book(lib, book.id, engine, on_chapter=progress, **limit, **chapter_limit)
+            header = f"{book.title} (whole book)"
+        if args.json:
+            text = "".join(pieces).strip()
+            _emit({"book_id": book.id, "chapter": None if chapter_idx is None else chapter_idx + 1,
+                   "title": title, "summary": text})
+            return 0
+        print(f"[{header}]", file=sys.stderr)
+        _stream_answer(pieces)
+        print()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with api.open_library(args.data_dir) as lib:
+        book = _book(lib, args.book)
+        text = api.export_markdown(lib, book.id)
+    if not args.output or args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise LibraryError(f"Cannot write {args.output} ({error.strerror or error}); choose another file.") from error
+    if args.json:
+        _emit({"book_id": book.id, "path": args.output, "bytes": len(text.encode("utf-8"))})
+    else:
+        print(f"Wrote the notes on '{book.title}' to {args.output}.")
+    return 0
+
+
+# -- registration --------------------------------------------------------------------------------
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Filled in by the area that owns these commands."""
+    p = commands.add_parser("ingest", help="read a book into memory (resumes where it stopped)")
+    p.add_argument("book", help="book id or path of the book's file (added first if new)")
+    p.add_argument("--restart", action="store_true", help="forget the saved memory and read from the start")
+    add_common_options(p, model=True)
+    p.set_defaults(handler=cmd_ingest)
+
+    p = commands.add_parser("ask", help="ask a question about a book, as of a chapter")
+    p.add_argument("book", help="book id or path of the book's file")
+    p.add_argument("question", help="the question")
+    p.add_argument("--as-of", type=int, default=None, metavar="N",
+                   help="answer as of the end of chapter N (default: the last chapter read)")
+    p.add_argument("--max-tokens", type=int, default=256, help="longest answer, in tokens")
+    add_common_options(p, model=True)
+    p.set_defaults(handler=cmd_ask)
+
+    p = commands.add_parser("chat", help="talk about a book interactively, answers streamed")
+    p.add_argument("book", help="book id or path of the book's file")
+    p.add_argument("--as-of", type=int, default=None, metavar="N", help="as of the end of chapter N")
+    p.add_argument("--max-tokens", type=int, default=256, help="longest answer, in tokens")
+    add_common_options(p, model=True)
+    p.set_defaults(handler=cmd_chat)
+
+    p = commands.add_parser("summarize", help="summarise a chapter, or the whole book")
+    p.add_argument("book", help="book id or path of the book's file")
+    p.add_argument("--chapter", type=int, default=None, metavar="N", help="chapter N only (default: the whole book)")
+    p.add_argument("--max-tokens", type=int, default=None, help="longest summary, in tokens")
+    add_common_options(p, model=True)
+    p.set_defaults(handler=cmd_summarize)
+
+    p = commands.add_parser("export", help="a book's summaries and chat as Markdown")
+    p.add_argument("book", help="book id or path of the book's file")
+    p.add_argument("-o", "--output", default=None, metavar="FILE.md", help="output file (default: print)")
+    add_common_options(p)
+    p.set_defaults(handler=cmd_export)

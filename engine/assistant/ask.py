@@ -99,11 +99,23 @@ def plan_question(library, book_id: int, engine, question: str, as_of: int | Non
     return AskPlan(chapter_idx, messages, engine.chat_prompt(messages))
 
 
+def stop_ids(engine) -> list[int]:
+    """The engine's stop tokens, looked up once per engine (the lookup scans the vocabulary)."""
+    cached = getattr(engine, "_assistant_stop_ids", None)
+    if cached is None:
+        cached = engine.stop_ids()
+        try:
+            engine._assistant_stop_ids = cached
+        except AttributeError:
+            pass
+    return cached
+
+
 def generate_text(engine, prompt_ids: list[int], state, *, max_new_tokens: int,
                   should_cancel: Callable[[], bool] | None, into: list[str]) -> Iterator[str]:
     """Stream text pieces from the model; `into` collects them (kept even when cancelled)."""
     decoder = TextDecoder(engine.tokenizer)
-    tokens = engine.generate(prompt_ids, state, max_new_tokens=max_new_tokens, stop_ids=engine.stop_ids())
+    tokens = engine.generate(prompt_ids, state, max_new_tokens=max_new_tokens, stop_ids=stop_ids(engine))
     for token in tokens:
         if should_cancel is not None and should_cancel():
             tokens.close()

@@ -134,7 +134,7 @@ def _groups(engine, book, items: list[str], budget: int) -> list[list[int]]:
 
 
 def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[], bool] | None = None,
-                   max_new_tokens: int = BOOK_SUMMARY_TOKENS,
+                   max_new_tokens: int = BOOK_SUMMARY_TOKENS, chapter_max_new_tokens: int = CHAPTER_SUMMARY_TOKENS,
                    on_chapter: Callable[[int, int], None] | None = None) -> Iterator[str]:
     """Whole-book summary pieces as generated; stored at the end (replacing an earlier one).
 
@@ -156,7 +156,8 @@ def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[],
                 if on_chapter is not None:
                     on_chapter(chapter.idx, len(chapters))
                 stored[chapter.idx] = "".join(summarize_chapter(library, book_id, engine, chapter.idx,
-                                                                should_cancel=should_cancel)).strip()
+                                                                should_cancel=should_cancel,
+                                                                max_new_tokens=chapter_max_new_tokens)).strip()
         state = load_state(library, book_id, final_idx, engine)
         items = [f'Chapter {c.idx + 1}, "{c.title}": {stored[c.idx] or "(no summary)"}' for c in chapters]
         labels = [(c.idx + 1, c.idx + 1) for c in chapters]

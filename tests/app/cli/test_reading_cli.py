@@ -1,0 +1,125 @@
+"""`infinibook ingest | ask | chat | summarize | export` through main(), on a tiny random model."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+
+from app.cli import main
+from engine import api
+from tests.engine.reading.helpers import tiny, write_book
+
+
+@pytest.fixture(autouse=True)
+def tiny_model(monkeypatch):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    models = []
+
+    def load(model=None, **options):
+        models.append(model)
+        return tiny()
+
+    monkeypatch.setattr(api, "load_engine", load)
+    yield models
+    torch.set_num_threads(threads)
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_ingest_ask_summarize_export(tmp_path, capsys):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=3)
+
+    code, out, err = run(capsys, "ingest", str(book), "--data-dir", lib, "--json")
+    assert code == 0, err
+    events = json_lines(out)
+    assert events[0]["event"] == "start" and events[0]["chapters_done"] == 0
+    progress = [e for e in events if e["event"] == "progress"]
+    assert [e["chapter_index"] for e in progress if e["finished_chapter"]] == [0, 1, 2]
+    assert {"tokens_done", "tokens_total", "tokens_per_s", "eta_s", "chapter_title"} <= progress[0].keys()
+    assert events[-1]["event"] == "done" and events[-1]["chapters_done"] == 3 and not events[-1]["stale"]
+
+    code, out, err = run(capsys, "ingest", "1", "--data-dir", lib)  # BOOK as an id; nothing left to read
+    assert code == 0 and "Read completely" in out
+
+    code, out, err = run(capsys, "ask", "1", "Where did the traveller go?", "--as-of", "2", "--json",
+                         "--max-tokens", "8", "--data-dir", lib)
+    assert code == 0, err
+    answer = json_lines(out)[0]
+    assert answer["as_of_chapter"] == 2 and answer["chapter_title"] == "Chapter 2: Stage 2"
+    assert answer["question"] == "Where did the traveller go?" and "answer" in answer
+
+    code, out, err = run(capsys, "ask", str(book), "And then?", "--max-tokens", "8", "--data-dir", lib)
+    assert code == 0 and "as of chapter 3" in err
+
+    code, out, err = run(capsys, "ask", "1", "Too far?", "--as-of", "9", "--data-dir", lib)
+    assert code == 2 and "no chapter 9" in err
+
+    code, out, err = run(capsys, "summarize", "1", "--chapter", "2", "--json", "--max-tokens", "8", "--data-dir", lib)
+    assert code == 0, err
+    summary = json_lines(out)[0]
+    assert summary["chapter"] == 2 and summary["title"] == "Chapter 2: Stage 2" and "summary" in summary
+
+    code, out, err = run(capsys, "summarize", "1", "--json", "--max-tokens", "8", "--data-dir", lib)
+    assert code == 0, err
+    assert json_lines(out)[0]["chapter"] is None
+
+    target = tmp_path / "notes.md"
+    code, out, err = run(capsys, "export", "1", "-o", str(target), "--data-dir", lib)
+    assert code == 0 and str(target) in out
+    notes = target.read_text()
+    assert notes.startswith("# ") and "## Summary of the whole book" in notes and "## Chapter summaries" in notes
+    assert "Where did the traveller go?" in notes and "(as of Chapter 2: Stage 2)" in notes
+
+    with api.open_library(lib) as library:
+        messages = library.messages(1)
+    assert [(m.role, m.as_of_chapter) for m in messages] == [("user", 1), ("assistant", 1), ("user", 2), ("assistant", 2)]
+
+
+def test_chat_streams_answers_until_an_empty_line(tmp_path, capsys, monkeypatch):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    assert run(capsys, "ingest", str(book), "--data-dir", lib, "--json")[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("First question?\nSecond question?\n\n"))
+    code, out, err = run(capsys, "chat", "1", "--as-of", "1", "--max-tokens", "4", "--data-dir", lib)
+    assert code == 0 and "as of chapter 1" in err
+    assert out.count("infinibook> ") == 2
+    with api.open_library(lib) as library:
+        messages = library.messages(1)
+    assert [m.content for m in messages if m.role == "user"] == ["First question?", "Second question?"]
+    assert all(m.as_of_chapter == 0 for m in messages)
+
+
+def test_unread_and_stale_books_get_one_clear_sentence(tmp_path, capsys, monkeypatch):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    code, out, err = run(capsys, "ask", str(book), "Who?", "--data-dir", lib)
+    assert code == 2 and "not been read into memory yet" in err and "Traceback" not in err
+
+    assert run(capsys, "ingest", "1", "--data-dir", lib)[0] == 0
+    monkeypatch.setattr(api, "load_engine", lambda model=None, **options: tiny(16))
+    code, out, err = run(capsys, "ask", "1", "Who?", "--data-dir", lib)
+    assert code == 2 and "segment length" in err
+    code, out, err = run(capsys, "ingest", "1", "--data-dir", lib)
+    assert code == 2 and "--restart" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, "ingest", "1", "--restart", "--json", "--data-dir", lib)
+    assert code == 0 and json_lines(out)[-1]["chapters_done"] == 2
+
+
+def test_export_without_notes_prints_markdown(tmp_path, capsys):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    code, out, err = run(capsys, "export", str(book), "--data-dir", lib)
+    assert code == 0 and out.startswith("# ") and "No summaries or conversation yet." in out
