@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from dataclasses import asdict
 
 from engine.books import load_book
@@ -23,8 +25,18 @@ def _book_json(record: BookRecord) -> dict:
     return data
 
 
+def _emit(*lines: str) -> None:
+    """Print, tolerating a reader that stops early (`infinibook show 1 | head`)."""
+    try:
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail either
+
+
 def _print_json(data: object) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2))
+    _emit(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -36,7 +48,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         _print_json({**_book_json(record), "already_present": existing is not None})
     else:
         verb = "Already in the library" if existing else "Added"
-        print(
+        _emit(
             f"{verb}: [{record.id}] {record.title} — {record.author} "
             f"({record.n_chapters} chapters, {record.n_chars:,} characters)"
         )
@@ -50,10 +62,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         _print_json([_book_json(b) for b in books])
         return 0
     if not books:
-        print("The library is empty; add a book with `infinibook add PATH`.")
+        _emit("The library is empty; add a book with `infinibook add PATH`.")
         return 0
-    for b in books:
-        print(f"[{b.id}] {b.title} — {b.author} ({b.format}, {b.n_chapters} chapters, {b.n_chars:,} characters)")
+    _emit(*(f"[{b.id}] {b.title} — {b.author} ({b.format}, {b.n_chapters} chapters, {b.n_chars:,} characters)" for b in books))
     return 0
 
 
@@ -71,14 +82,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         data["ingested_chapters"] = progress.chapters_done
         _print_json(data)
         return 0
-    print(f"[{record.id}] {record.title} — {record.author}")
-    print(f"    {record.format}, {record.n_chapters} chapters, {record.n_chars:,} characters, read into memory: "
-          f"{progress.chapters_done}/{progress.chapters_total} chapters")
-    print(f"    {record.path}")
     width = len(str(len(chapters)))
+    lines = [
+        f"[{record.id}] {record.title} — {record.author}",
+        f"    {record.format}, {record.n_chapters} chapters, {record.n_chars:,} characters, read into memory: "
+        f"{progress.chapters_done}/{progress.chapters_total} chapters",
+        f"    {record.path}",
+    ]
     for c in chapters:
         label = f"  [p. {c.label}]" if c.label else ""
-        print(f"  {c.idx + 1:>{width}}. {c.title}  ({c.n_chars:,} characters){label}")
+        lines.append(f"  {c.idx + 1:>{width}}. {c.title}  ({c.n_chars:,} characters){label}")
+    _emit(*lines)
     return 0
 
 
@@ -89,7 +103,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"removed": record.id, "title": record.title})
     else:
-        print(f"Removed [{record.id}] {record.title} and everything saved for it.")
+        _emit(f"Removed [{record.id}] {record.title} and everything saved for it.")
     return 0
 
 
