@@ -53,24 +53,23 @@ def choose_chapter(library, book_id: int, engine, as_of: int | None) -> int:
 
 
 def history_for(library, book_id: int, engine, chapter_idx: int, budget: int) -> list[dict[str, str]]:
-    """Recent turns asked as of `chapter_idx` or earlier (later turns could carry spoilers)."""
+    """Recent question/answer pairs asked as of `chapter_idx` or earlier (later turns could carry
+    spoilers), newest kept first within `budget` tokens; unanswered questions are left out."""
     from engine.reading.ingest import encode
 
     allowed = [m for m in library.messages(book_id)
-               if m.as_of_chapter is not None and m.as_of_chapter <= chapter_idx and m.role in ("user", "assistant")
-               and m.content.strip()]
-    recent = allowed[-HISTORY_MESSAGES:]
-    while recent and recent[0].role != "user":  # start on a question
-        recent = recent[1:]
+               if m.as_of_chapter is not None and m.as_of_chapter <= chapter_idx]
+    pairs = []
+    for question, answer in zip(allowed, allowed[1:], strict=False):
+        if (question.role, answer.role) == ("user", "assistant") and question.content.strip() and answer.content.strip():
+            pairs.append((question.content.strip(), answer.content.strip()))
     chosen: list[dict[str, str]] = []
     used = 0
-    for message in reversed(recent):
-        used += len(encode(engine, message.content)) + 8
+    for question, answer in reversed(pairs[-(HISTORY_MESSAGES // 2):]):
+        used += len(encode(engine, question)) + len(encode(engine, answer)) + 16
         if used > budget:
             break
-        chosen.insert(0, {"role": message.role, "content": message.content})
-    while chosen and chosen[0]["role"] != "user":
-        chosen.pop(0)
+        chosen[:0] = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     return chosen
 
 
