@@ -459,9 +459,13 @@ class MainWindow(QMainWindow):
         self.status(f"Added “{attr(record, 'title', '')}”.")
         book_id = attr(record, "id")
         self.refresh_books()
+        # One step per turn of the event loop, so the window keeps drawing in between.
+        QTimer.singleShot(0, lambda: self._open_added(book_id, read))
+
+    def _open_added(self, book_id, read: bool) -> None:
         self.open_book(book_id)
         if read and self.chapters_done < len(self.chapter_records) and self.ingest_task is None:
-            self.start_ingest()
+            QTimer.singleShot(0, lambda: self.start_ingest(book_id=book_id) if str(book_id) == str(self.book_id) else None)
 
     def remove_book(self, book_id) -> None:
         record = next((r for r in self._rows if str(r.id) == str(book_id)), None)
@@ -609,7 +613,7 @@ class MainWindow(QMainWindow):
         def job(task: Task):
             with gate.hold(task.is_cancelled):
                 def on_event(ev):
-                    task.progress(ev)
+                    task.progress(ev, important=bool(getattr(ev, "finished_chapter", False)))
                     gate.pause_for_others(task.is_cancelled)
 
                 return api.ingest(library, book_id, engine, on_event=on_event,

@@ -12,21 +12,26 @@ from app.gui.settings import AppSettings
 SAMPLE = Path(__file__).resolve().parents[3] / "resources" / "sample" / "the-lamplighters-almanac.md"
 
 
-@pytest.fixture(scope="session")
-def tiny_engine():
-    """One tiny random Llama (the default tokenizer) for the whole session: loading costs seconds."""
-    from engine.infini.tiny import tiny_engine as make
+_TINY: list = []
 
-    return make(segment=32)
+
+def tiny_engine():
+    """One tiny random Llama (the default tokenizer) for the whole session: loading costs seconds.
+    Made on first use, in the window's worker thread, as the app loads its model."""
+    if not _TINY:
+        from engine.infini.tiny import tiny_engine as make
+
+        _TINY.append(make(segment=32))
+    return _TINY[0]
 
 
 @pytest.fixture
-def engine_factory(tiny_engine):
+def engine_factory():
     calls = []
 
     def factory(config):
         calls.append(config)
-        return tiny_engine
+        return tiny_engine()
 
     factory.calls = calls
     return factory
