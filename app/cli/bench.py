@@ -1,7 +1,47 @@
-"""`infinibook bench`."""
+"""`infinibook bench ...`: benchmarks that measure the real thing, ours against the bare model."""
 
 import argparse
+import json
+
+from .common import add_common_options
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    pass
+    bench = commands.add_parser("bench", help="benchmarks: ingest speed and memory, answer latency")
+    kinds = bench.add_subparsers(dest="bench_kind", metavar="KIND")
+    ingest = kinds.add_parser("ingest", help="Infini streaming vs the plain model on the same segments")
+    add_common_options(ingest, model=True)
+    ingest.add_argument("--tokens", type=int, default=16384, help="tokens of real prose to stream")
+    ingest.add_argument("--segment", type=int, default=None, help="segment length (default: the adapter's)")
+    ingest.add_argument("--repeats", type=int, default=2, help="runs per pass; the fastest counts")
+    ingest.set_defaults(handler=run_ingest)
+    bench.set_defaults(handler=lambda args: bench.print_help() or 1)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def run_ingest(args) -> int:
+    from engine.infini.bench import run_bench_ingest
+
+    result = run_bench_ingest(
+        model=args.model, adapter=args.adapter or "default", device=args.device,
+        tokens=args.tokens, segment=args.segment, repeats=args.repeats,
+    )
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['tokens']:,} tokens of prose, segments of {result['segment']}")
+    print(f"  infini streaming     {result['infini_tokens_per_s']:>10,.1f} tokens/s")
+    print(f"  plain forward        {result['baseline_tokens_per_s']:>10,.1f} tokens/s   ratio {result['ratio']:.3f}")
+    print(f"  backbone, no LM head {result['backbone_tokens_per_s']:>10,.1f} tokens/s   ratio {result['ratio_backbone']:.3f}")
+    print(f"  memory state         {human_bytes(result['memory_bytes']):>14}  (fixed, whatever the length)")
+    print(f"  fp16 KV cache        {human_bytes(result['kv_cache_bytes']):>14}  "
+          f"({result['kv_cache_bytes'] / result['memory_bytes']:,.0f}x the memory)")
+    print(f"  peak RSS             {human_bytes(result['peak_rss_bytes']):>14}")
+    return 0

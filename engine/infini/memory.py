@@ -35,9 +35,13 @@ def empty_memory(batch: int, kv_heads: int, d_k: int, d_v: int, device=None) -> 
 
 
 def retrieve(sigma_q: torch.Tensor, memory: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
-    """Eq. 3: A_mem = sigma(Q) M_{s-1} / (sigma(Q) z_{s-1})."""
-    numerator = sigma_q @ memory
-    denominator = sigma_q @ norm.unsqueeze(-1)
+    """Eq. 3: A_mem = sigma(Q) M_{s-1} / (sigma(Q) z_{s-1}).
+
+    Numerator and denominator come from one matrix product with z appended to M as a last
+    column: half the passes over sigma(Q), which is the largest operand here.
+    """
+    both = sigma_q @ torch.cat((memory, norm.unsqueeze(-1)), dim=-1)
+    numerator, denominator = both[..., :-1], both[..., -1:]
     return numerator / denominator.clamp_min(DENOMINATOR_FLOOR)
 
 
