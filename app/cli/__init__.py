@@ -5,6 +5,7 @@ as one sentence on stderr with a non-zero exit status and no traceback.
 """
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
+    if getattr(args, "allow_download", False):
+        os.environ["INFINIBOOK_ALLOW_DOWNLOAD"] = "1"  # read by the model loader, nowhere else
     try:
         return int(args.handler(args) or 0)
     except InfinibookError as error:

@@ -31,7 +31,7 @@ def load_engine(
     device: str = "auto",
     segment: int | None = None,
     rule: str | None = None,
-    allow_download: bool = False,
+    allow_download: bool | None = None,
 ) -> InfiniModel:
     """Load a base model, patch it, apply an adapter.
 

@@ -92,8 +92,14 @@ def converted_gguf_folder(gguf: Path) -> Path:
     return target
 
 
-def resolve_model_folder(ref: str | os.PathLike | None, allow_download: bool = False) -> Path | str:
+def downloads_allowed() -> bool:
+    """Hub downloads only when the person asked for them (--allow-download sets this)."""
+    return os.environ.get("INFINIBOOK_ALLOW_DOWNLOAD") == "1"
+
+
+def resolve_model_folder(ref: str | os.PathLike | None, allow_download: bool | None = None) -> Path | str:
     """A local folder with config.json; GGUF files are converted; hub ids only when allowed."""
+    allow_download = downloads_allowed() if allow_download is None else allow_download
     if ref is None:
         return converted_gguf_folder(default_gguf_path())
     path = Path(ref).expanduser()
@@ -122,14 +128,14 @@ def pick_device(device: str = "auto") -> tuple[torch.device, torch.dtype]:
     return chosen, (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
 
 
-def load_base_model(ref=None, device: str = "auto", allow_download: bool = False):
+def load_base_model(ref=None, device: str = "auto", allow_download: bool | None = None):
     """(causal LM in eval mode, tokenizer, base weights sha256)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from .model import SUPPORTED_MODEL_TYPES
 
     folder = resolve_model_folder(ref, allow_download)
-    local = not allow_download
+    local = not isinstance(folder, str)
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=local)
     except Exception as error:
