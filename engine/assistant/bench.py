@@ -54,9 +54,14 @@ class CountingEngine:
 
 def run_bench_ask(model: str | None = None, *, adapter: str | None = "default", device: str = "auto",
                   tokens: int = 8192, chapters: int = 4, max_new_tokens: int = 48, repeats: int = 3,
-                  question: str = QUESTION) -> dict:
+                  question: str = QUESTION, threads: int | None = None) -> dict:
     from engine import api
     from engine.reading import load_state
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
     began = time.perf_counter()
     engine = api.load_engine(model, adapter=adapter, device=device)
@@ -97,6 +102,7 @@ def run_bench_ask(model: str | None = None, *, adapter: str | None = "default", 
     return {
         "model": info.model_name,
         "device": info.device,
+        "threads": threads or "default",
         "segment": info.segment,
         "trained_adapter": info.trained_adapter,
         "model_load_s": round(model_load_s, 3),

@@ -123,3 +123,12 @@ def test_export_without_notes_prints_markdown(tmp_path, capsys):
     book = write_book(tmp_path / "road.md", chapters=2)
     code, out, err = run(capsys, "export", str(book), "--data-dir", lib)
     assert code == 0 and out.startswith("# ") and "No summaries or conversation yet." in out
+
+
+def test_bench_ask_reports_the_keys(capsys):
+    code, out, err = run(capsys, "bench", "ask", "--json", "--tokens", "600", "--repeats", "2", "--max-tokens", "6")
+    assert code == 0, err
+    result = json.loads(out)
+    assert {"load_snapshot_s", "first_token_s", "tokens_per_s"} <= result.keys()
+    assert result["load_snapshot_s"] > 0 and result["first_token_s"] > 0 and result["chapters"] == 4
+    assert result["snapshot_bytes"] > result["memory_bytes"] > 0
