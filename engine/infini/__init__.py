@@ -10,9 +10,11 @@
 
 from pathlib import Path
 
+from engine.fingerprint import Fingerprint
+
 from .attention import GATE_LOCAL_ONLY, InfiniAttention
 from .model import SUPPORTED_MODEL_TYPES, InfiniModel
-from .state import Fingerprint, MemoryState
+from .state import MemoryState
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 DEFAULT_ADAPTER = RESOURCES / "adapters" / "smollm2-135m-instruct-infini.safetensors"

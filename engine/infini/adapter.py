@@ -3,8 +3,14 @@
 A safetensors file holding one gate logit vector per layer (`gate.{layer}`), plus any trained
 extras, and metadata naming the base model it was trained on and the segment length and update
 rule it was trained with. Its sha256 enters every memory fingerprint.
+
+Optional LoRA weights on the attention projections (trained through peft) are stored as
+`lora.{peft state-dict key}` with their peft configuration in the metadata (`lora`). Loading
+applies them to *copies* of the projections inside the Infini layers and merges them, so
+inference runs at base speed and `InfiniModel.unpatched()` still gives the untouched base model.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -19,6 +25,73 @@ from engine.errors import ModelError
 from .model import InfiniModel
 
 ADAPTER_FORMAT = "infinibook-adapter/1"
+LORA_PREFIX = "lora."
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+def add_lora(model: InfiniModel, *, rank: int = 8, alpha: int = 16, targets=("q_proj", "k_proj", "v_proj"),
+             layers=None, dropout: float = 0.0):
+    """Inject peft LoRA layers into the Infini layers' projections; returns the peft LoraConfig.
+
+    The projections are copied first: the base model's own attention (used by `unpatched()`)
+    keeps the original, LoRA-free weights.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    bad = set(targets) - set(PROJECTIONS)
+    if bad:
+        raise ModelError(f"LoRA targets must be attention projections {PROJECTIONS}, not {sorted(bad)}.")
+    for attention in model.attention:
+        for name in targets:
+            setattr(attention, name, copy.deepcopy(getattr(attention, name)))
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
+                        layers_to_transform=list(layers) if layers is not None else None, bias="none")
+    inject_adapter_in_model(config, model.lm)
+    return config
+
+
+def lora_tensors(model: InfiniModel) -> dict[str, torch.Tensor]:
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(model.lm)
+    return {LORA_PREFIX + k: v.detach().float().cpu().contiguous() for k, v in state.items()}
+
+
+def lora_metadata(config) -> str:
+    return json.dumps({
+        "r": config.r, "lora_alpha": config.lora_alpha, "target_modules": sorted(config.target_modules),
+        "layers_to_transform": config.layers_to_transform,
+    })
+
+
+def merge_lora(model: InfiniModel) -> None:
+    """Fold LoRA into the (copied) projections and drop the peft wrappers: inference at base speed."""
+    from peft.tuners.lora import LoraLayer
+
+    for attention in model.attention:
+        for name in PROJECTIONS:
+            module = getattr(attention, name)
+            if isinstance(module, LoraLayer):
+                module.merge()
+                setattr(attention, name, module.get_base_layer())
+    if hasattr(model.lm, "peft_config"):  # merged: nothing of peft is left to save or train
+        del model.lm.peft_config
+
+
+def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, name: str) -> None:
+    from peft import set_peft_model_state_dict
+
+    try:
+        options = json.loads(spec)
+        add_lora(model, rank=int(options["r"]), alpha=options["lora_alpha"], targets=tuple(options["target_modules"]),
+                 layers=options.get("layers_to_transform"))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelError(f"The adapter {name} has an unreadable LoRA description; choose another adapter.") from error
+    state = {k[len(LORA_PREFIX):]: v for k, v in tensors.items() if k.startswith(LORA_PREFIX)}
+    result = set_peft_model_state_dict(model.lm, {k: v.to(model.device) for k, v in state.items()})
+    if getattr(result, "unexpected_keys", None):
+        raise ModelError(f"The adapter {name} does not fit this model's layers; choose a matching adapter.")
+    merge_lora(model)
 
 
 def gate_tensors(model: InfiniModel) -> dict[str, torch.Tensor]:
@@ -29,6 +102,9 @@ def save_adapter(model: InfiniModel, path: str | os.PathLike, extra: dict[str, t
                  info: dict | None = None) -> Path:
     path = Path(path)
     tensors = gate_tensors(model) | dict(extra or {})
+    lora_config = _lora_config(model)
+    if lora_config is not None:
+        tensors |= lora_tensors(model)
     metadata = {
         "format": ADAPTER_FORMAT,
         "base_sha": model.base_sha,
@@ -36,10 +112,17 @@ def save_adapter(model: InfiniModel, path: str | os.PathLike, extra: dict[str, t
         "rule": model.rule,
         "info": json.dumps(info or {}),
     }
+    if lora_config is not None:
+        metadata["lora"] = lora_metadata(lora_config)
     tmp = path.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
     os.replace(tmp, path)
     return path
+
+
+def _lora_config(model: InfiniModel):
+    config = getattr(model.lm, "peft_config", None)
+    return config.get("default") if isinstance(config, dict) else None
 
 
 def read_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -71,5 +154,7 @@ def load_adapter(model: InfiniModel, path: str | os.PathLike, *, check_base: boo
             if gate is None or gate.shape != attention.gate.shape:
                 raise ModelError(f"The adapter {Path(path).name} does not fit this model's layers; choose a matching adapter.")
             attention.gate.copy_(gate)
+    if metadata.get("lora"):
+        _load_lora(model, tensors, metadata["lora"], Path(path).name)
     model.adapter_sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return metadata

@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from engine.errors import Cancelled, ModelError
+from engine.fingerprint import Fingerprint, check_fingerprint
 
 from . import memory as mem
 from .attention import GATE_LOCAL_ONLY, InfiniAttention, SegmentCache
-from .state import Fingerprint, MemoryState, check_fingerprint
+from .state import MemoryState
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
 
