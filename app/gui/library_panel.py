@@ -31,14 +31,15 @@ class BookItemWidget(QWidget):
     def __init__(self, row: BookRow, parent: QWidget | None = None):
         super().__init__(parent)
         self.title = QLabel()
-        self.title.setStyleSheet("font-weight: bold;")
+        self.title.setStyleSheet("font-weight: bold; color: #1d1d1d;")
+        self.title.setWordWrap(True)
         self.author = QLabel()
-        self.author.setStyleSheet("color: #666;")
+        self.author.setStyleSheet("color: #555;")
         self.bar = QProgressBar()
         self.bar.setTextVisible(False)
         self.bar.setFixedHeight(5)
         self.state = QLabel()
-        self.state.setStyleSheet("color: #666; font-size: 11px;")
+        self.state.setStyleSheet("color: #555; font-size: 11px;")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 5, 6, 5)
         layout.setSpacing(2)
@@ -74,7 +75,9 @@ class LibraryPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.list = QListWidget()
-        self.list.setAlternatingRowColors(True)
+        self.list.setStyleSheet(
+            "QListWidget::item { border-bottom: 1px solid #e4e4e4; }"
+            "QListWidget::item:selected { background: #d7e7fb; }")
         self.list.currentItemChanged.connect(self._selected)
         add = QPushButton("Add book…")
         add.setToolTip("Add an EPUB, PDF, text or Markdown file (or drop files on the window).")

@@ -598,9 +598,9 @@ class MainWindow(QMainWindow):
             return
         title = self.book_title if str(book_id) == str(self.book_id) else str(book_id)
         self.ingest_book_id, self.ingest_book_title = book_id, title
-        self.ingest_bar.running(f"Reading “{title}” — waiting for the model…")
+        waiting = "preparing…" if self.engine is not None else "waiting for the model to load…"
+        self.ingest_bar.running(f"Reading “{title}” — {waiting}")
         self.ingest_bar.bar.setValue(0)
-        self._ingest_placeholder = True
         self.ensure_engine(lambda: self._run_ingest(book_id, restart), self._ingest_not_started)
 
     def _ingest_not_started(self, _message: str) -> None:

@@ -57,6 +57,9 @@ class ReaderPanel(QWidget):
         layout.addLayout(nav)
 
         self.toc = ChapterList()
+        self.toc.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.toc.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.toc.setWordWrap(False)
         self.toc.currentRowChanged.connect(self.show_chapter)
 
         self._save_timer = QTimer(self)
@@ -98,8 +101,12 @@ class ReaderPanel(QWidget):
         if changed:
             self.current = idx
             chapter = self.chapters[idx]
-            self.heading.setText(chapter.get("title") or f"Chapter {idx + 1}")
-            self.text.setPlainText(chapter.get("text") or "")
+            title = chapter.get("title") or f"Chapter {idx + 1}"
+            text = chapter.get("text") or ""
+            self.heading.setText(title)
+            # Most books repeat the chapter title at the top of its text: show it once.
+            self.heading.setVisible(not text.lstrip().startswith(title.strip()))
+            self.text.setPlainText(text)
             self.toc.blockSignals(True)
             self.toc.setCurrentRow(idx)
             self.toc.blockSignals(False)
@@ -137,5 +144,3 @@ class ReaderPanel(QWidget):
         self._save_timer.stop()
         self._emit_position()
 
-
-__all__ = ["ReaderPanel", "Qt"]
