@@ -1,7 +1,156 @@
-"""`infinibook evaluate` commands."""
+"""`infinibook eval` commands: passkey, recall, ppl; every table has a memory-off control."""
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from .common import add_common_options, fail
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    add_common_options(parser, model=True)
+    parser.add_argument("--segment", type=int, default=None, help="segment length (default: the adapter's)")
+    parser.add_argument("--batch", type=int, default=4, help="prompts streamed together")
+    parser.add_argument("--tiny", action="store_true", help="a tiny random Llama (smoke tests)")
+    parser.add_argument("--no-progress", action="store_true")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Filled in by the area that owns these commands."""
+    parser = commands.add_parser("eval", help="measure what the memory remembers (with a memory-off control)")
+    tasks = parser.add_subparsers(dest="eval_task", metavar="TASK")
+
+    passkey = tasks.add_parser("passkey", help="the paper's pass-key retrieval: a 5-digit key hidden in filler")
+    _model_options(passkey)
+    passkey.add_argument("--lengths", type=_ints, default=[8192, 32768, 131072])
+    passkey.add_argument("--depths", type=_names, default=["start", "middle", "end"])
+    passkey.add_argument("--samples", type=int, default=2, help="keys per length and depth")
+    passkey.add_argument("--seed", type=int, default=0)
+    passkey.set_defaults(handler=run_passkey)
+
+    recall = tasks.add_parser("recall", help="facts planted in a real long text, asked after all of it")
+    _model_options(recall)
+    recall.add_argument("file", help="a long .txt/.md file (or .gz)")
+    recall.add_argument("--depths", type=_names, default=["start", "middle", "end"])
+    recall.add_argument("--samples", type=int, default=2)
+    recall.add_argument("--max-tokens", type=int, default=None, help="use only the first N tokens of the text")
+    recall.add_argument("--seed", type=int, default=0)
+    recall.set_defaults(handler=run_recall)
+
+    ppl = tasks.add_parser("ppl", help="perplexity of a long text streamed with memory vs memory-off")
+    _model_options(ppl)
+    ppl.add_argument("file")
+    ppl.add_argument("--max-tokens", type=int, default=None)
+    ppl.set_defaults(handler=run_ppl)
+    parser.set_defaults(handler=lambda args: (parser.print_help(), 1)[1])
+
+
+def _load(args):
+    if args.tiny:
+        from engine.infini.tiny import tiny_engine
+
+        return tiny_engine(segment=args.segment or 32)
+    from engine.infini import load_engine
+
+    adapter = args.adapter or "default"
+    return load_engine(args.model, adapter=adapter, device=args.device, segment=args.segment)
+
+
+def _read_text(path: str) -> str:
+    import gzip
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(path)
+    if file.suffix == ".gz":
+        with gzip.open(file, "rt", encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    if file.suffix.lower() in (".txt", ".md", ""):
+        return file.read_text(encoding="utf-8", errors="replace")
+    from engine.books import parse_book  # EPUB/PDF through the book parser
+
+    return "\n\n".join(chapter.text for chapter in parse_book(file).chapters)
+
+
+def _progress(args, total: int | None = None):
+    if args.no_progress or args.json:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="tok", dynamic_ncols=True, file=sys.stderr)
+    return bar, (lambda done, _total: bar.update(done))
+
+
+def _header(model) -> str:
+    return f"model fingerprint: adapter={model.adapter_sha[:12]} segment={model.segment} rule={model.rule}"
+
+
+def _print_rows(rows, args, model) -> None:
+    if args.json:
+        print(json.dumps({"segment": model.segment, "adapter": model.adapter_sha, "rows": rows}))
+        return
+    print(_header(model))
+    print(f"{'length':>8} {'depth':>7} {'n':>3} {'memory':>8} {'memory-off':>10}")
+    for row in rows:
+        n = row["samples"]
+        print(f"{row['length']:>8} {row['depth']:>7} {n:>3} {row['memory'] / n:>8.0%} {row['control'] / n:>10.0%}")
+
+
+def run_passkey(args) -> int:
+    from engine.evaluation import passkey
+
+    model = _load(args)
+    bar, progress = _progress(args)
+    rows = passkey(model, args.lengths, args.depths, args.samples, seed=args.seed, batch=args.batch, progress=progress)
+    if bar:
+        bar.close()
+    _print_rows(rows, args, model)
+    return 0
+
+
+def run_recall(args) -> int:
+    from engine.evaluation import recall
+
+    try:
+        text = _read_text(args.file)
+    except OSError:
+        return fail(f"cannot read {args.file}; give a readable text file.")
+    model = _load(args)
+    bar, progress = _progress(args)
+    rows = recall(model, text, args.depths, args.samples, max_tokens=args.max_tokens, seed=args.seed,
+                  batch=args.batch, progress=progress)
+    if bar:
+        bar.close()
+    _print_rows(rows, args, model)
+    return 0
+
+
+def run_ppl(args) -> int:
+    from engine.evaluation import ppl_with_control
+
+    try:
+        text = _read_text(args.file)
+    except OSError:
+        return fail(f"cannot read {args.file}; give a readable text file.")
+    model = _load(args)
+    bar, progress = _progress(args)
+    result = ppl_with_control(model, text, max_tokens=args.max_tokens,
+                              progress=(lambda done, total: bar.update(done - bar.n)) if bar else None)
+    if bar:
+        bar.close()
+    if args.json:
+        print(json.dumps({"segment": model.segment, "adapter": model.adapter_sha, **result}))
+    else:
+        print(_header(model))
+        print(f"tokens: {result['tokens']}")
+        print(f"perplexity with memory: {result['memory']['ppl']:.3f}")
+        print(f"perplexity memory-off:  {result['control']['ppl']:.3f}")
+    return 0

@@ -1,0 +1,143 @@
+"""The evaluations: passkey (paper sec. 4.2), facts recalled from a real long text, perplexity.
+
+Each one also runs the memory-off control (the same model, memory read switched off) so a
+table shows what the memory itself adds.
+"""
+
+import math
+import random
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from engine.infini.model import InfiniModel
+from engine.training import data
+
+from .core import Prompt, exact, score_prompts, stream_batch
+
+DEPTH_NAMES = tuple(data.DEPTHS)
+
+
+def parse_depth(name: str) -> float:
+    if name in data.DEPTHS:
+        return data.DEPTHS[name]
+    value = float(name)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("a depth is start, middle, end or a number between 0 and 1")
+    return value
+
+
+def _table(model, prompts, expected_text, *, batch, progress, control=True):
+    started = time.perf_counter()
+    answers = score_prompts(model, prompts, batch=batch, memory=True, progress=progress)
+    seconds = time.perf_counter() - started
+    controls = score_prompts(model, prompts, batch=batch, memory=False) if control else [None] * len(prompts)
+    rows: dict[tuple, dict] = {}
+    for prompt, answer, off, text in zip(prompts, answers, controls, expected_text, strict=True):
+        row = rows.setdefault(prompt.group, {"samples": 0, "memory": 0, "control": 0, "examples": []})
+        row["samples"] += 1
+        row["memory"] += exact(answer, prompt.answer_ids)
+        row["control"] += bool(off is not None and exact(off, prompt.answer_ids))
+        if len(row["examples"]) < 2:
+            row["examples"].append({"expected": text, "memory": model.tokenizer.decode(answer[: len(prompt.answer_ids)]),
+                                    "control": model.tokenizer.decode(off[: len(prompt.answer_ids)]) if off else None})
+    return rows, seconds
+
+
+def passkey(model: InfiniModel, lengths: Sequence[int], depths: Sequence[str], samples: int = 2, *, seed: int = 0,
+            batch: int = 4, progress=None) -> list[dict]:
+    """Exact-match accuracy of the 5-digit pass key per length and depth, with the memory-off control."""
+    rng = random.Random(seed)
+    results = []
+    for length in lengths:
+        prompts, texts = [], []
+        for depth in depths:
+            for _ in range(samples):
+                example = data.passkey_example(model.tokenizer, length, parse_depth(depth), rng,
+                                               last_segment=model.segment, filler_offset=0)
+                prompts.append(Prompt(example.ids[: example.prompt_length], example.answer_ids, (length, depth)))
+                texts.append(example.answer)
+        rows, seconds = _table(model, prompts, texts, batch=batch, progress=progress)
+        for (row_length, depth), row in rows.items():
+            results.append({"task": "passkey", "length": row_length, "depth": depth, **row,
+                            "stream_seconds": round(seconds, 1)})
+    return results
+
+
+def recall(model: InfiniModel, text: str, depths: Sequence[str], samples: int = 2, *, max_tokens: int | None = None,
+           seed: int = 0, batch: int = 4, progress=None) -> list[dict]:
+    """Facts planted in a real text at the given depths, asked after the whole text."""
+    rng = random.Random(seed)
+    text_ids = model.tokenizer.encode(text, add_special_tokens=False)
+    if max_tokens:
+        text_ids = text_ids[:max_tokens]
+    segment = model.segment
+    total = max(2 * segment, (len(text_ids) // segment) * segment)
+    prompts, texts = [], []
+    for depth in depths:
+        for _ in range(samples):
+            example = _recall_example(model.tokenizer, text_ids, total, parse_depth(depth), rng, segment)
+            prompts.append(Prompt(example.ids[: example.prompt_length], example.answer_ids[:-1], (total, depth)))
+            texts.append(example.answer)
+    rows, seconds = _table(model, prompts, texts, batch=batch, progress=progress)
+    return [{"task": "recall", "length": length, "depth": depth, **row, "stream_seconds": round(seconds, 1)}
+            for (length, depth), row in rows.items()]
+
+
+def _recall_example(tokenizer, text_ids, total, depth, rng, segment):
+    """One fact at `depth` of the text itself (not a random window): prompts share the text."""
+    subject, name = rng.choice(data.FACT_SUBJECTS), rng.choice(data.FACT_NAMES)
+    fact = tokenizer.encode(f" The {subject} is called {name}. ", add_special_tokens=False)
+    question = tokenizer.encode(f"\n\nQuestion: Who is the {subject}? Answer: The {subject} is called",
+                                add_special_tokens=False)
+    answer_ids = tokenizer.encode(f" {name}.", add_special_tokens=False)
+    prose_length = total - len(fact) - len(question) - len(answer_ids)
+    room = total - segment - len(fact)
+    if prose_length < 0 or room < 0:
+        raise ValueError("the text is too short for a recall test at this segment length")
+    position = int(round(depth * min(room, prose_length)))
+    prose = text_ids[:prose_length]
+    ids = prose[:position] + fact + prose[position:] + question + answer_ids
+    return data.Example(ids, [], name, answer_ids, total - len(answer_ids))
+
+
+@torch.inference_mode()
+def perplexity(model: InfiniModel, text: str, *, max_tokens: int | None = None, memory: bool = True,
+               progress=None) -> dict:
+    """Token-level perplexity of a text streamed segment by segment, the memory read on or off."""
+    ids = model.tokenizer.encode(text, add_special_tokens=False)
+    if max_tokens:
+        ids = ids[: max_tokens + 1]
+    tokens = torch.tensor([ids], device=model.device)
+    total = tokens.shape[1] - 1
+    memories = model.empty_memories(1)
+    nll, count = 0.0, 0
+    model.set_memory_read(memory)
+    started = time.perf_counter()
+    try:
+        for start in range(0, total, model.segment):
+            chunk = tokens[:, start : min(start + model.segment, total)]
+            targets = tokens[:, start + 1 : start + 1 + chunk.shape[1]]
+            hidden, caches = model.segment_forward(chunk, memories)
+            logits = model.logits(hidden).float()
+            nll += float(F.cross_entropy(logits[0], targets[0], reduction="sum"))
+            count += targets.shape[1]
+            if memory:
+                memories = model.write(memories, caches)
+            if progress is not None:
+                progress(count, total)
+    finally:
+        model.set_memory_read(True)
+    return {"tokens": count, "nll": nll / count, "ppl": math.exp(nll / count),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def ppl_with_control(model: InfiniModel, text: str, *, max_tokens: int | None = None, progress=None) -> dict:
+    on = perplexity(model, text, max_tokens=max_tokens, memory=True, progress=progress)
+    off = perplexity(model, text, max_tokens=max_tokens, memory=False)
+    return {"task": "ppl", "tokens": on["tokens"], "memory": on, "control": off}
+
+
+__all__ = ["passkey", "recall", "perplexity", "ppl_with_control", "stream_batch", "DEPTH_NAMES"]

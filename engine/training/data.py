@@ -1,0 +1,141 @@
+"""Training and evaluation tasks, all synthetic or built from offline public-domain text.
+
+Every example is a token-id sequence of exactly `segments * segment` tokens with a label per
+position (-100 = no loss), so a batch needs no padding and every segment boundary is known:
+
+- passkey: the paper's task (sec. 4.2): repetitive filler, a 5-digit key at some depth, the
+  question at the very end; loss on the key's digits only.
+- facts: a few short facts ("The keeper of the red gate is called Osmund.") planted in King
+  James prose at random depths; one of them asked at the end; loss on the answer only.
+- text: a window of plain prose; next-token loss on the last segment (which can only use the
+  earlier segments through the memory).
+
+The key (or the fact) is always placed before the last segment, so local attention cannot see
+it: what the model answers, it got from the memory.
+"""
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+PASSKEY_INTRO = (
+    "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. "
+    "I will quiz you about the important information there."
+)
+PASSKEY_FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
+PASSKEY_QUESTION = "What is the pass key? The pass key is"
+DEPTHS = {"start": 0.0, "middle": 0.5, "end": 1.0}
+
+FACT_SUBJECTS = [
+    "keeper of the red gate", "captain of the grey ship", "baker in the old mill", "healer of the north village",
+    "guard of the silver bridge", "owner of the black horse", "singer at the harvest feast", "scribe of the high tower",
+    "smith by the river", "shepherd of the east hills", "weaver of the blue cloth", "master of the lighthouse",
+]
+FACT_NAMES = [
+    "Osmund", "Berengar", "Ysolde", "Tancred", "Melisande", "Aldric", "Rowena", "Leofric", "Isembard", "Gunhild",
+    "Wulfstan", "Ermengarde", "Hereward", "Sigrun", "Cuthbert", "Elfleda", "Radulf", "Maud", "Odo", "Thora",
+]
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    labels: list[int]  # labels[t] is the token position t must predict (ids[t + 1]) or -100
+    answer: str = ""
+    answer_ids: list[int] | None = None
+    prompt_length: int = 0  # tokens before the answer (for generation-based scoring)
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def _repeat_to(ids: list[int], length: int, offset: int = 0) -> list[int]:
+    if length <= 0:
+        return []
+    out = []
+    while len(out) < length + offset:
+        out.extend(ids)
+    return out[offset : offset + length]
+
+
+def _with_answer(prefix: list[int], answer_ids: list[int], total: int, answer: str) -> Example:
+    ids = prefix + answer_ids
+    assert len(ids) == total, (len(ids), total)
+    labels = [-100] * total
+    start = len(prefix)
+    for i, token in enumerate(answer_ids):
+        labels[start + i - 1] = token
+    return Example(ids, labels, answer, answer_ids, start)
+
+
+def passkey_example(tokenizer, total: int, depth: float, rng: random.Random, *, last_segment: int | None = None,
+                    key: str | None = None, filler_offset: int | None = None, digits: int = 5) -> Example:
+    """Filler of `total` tokens with the key at `depth` (0 = start, 1 = as late as possible).
+
+    With `last_segment` given, the key line ends before the last `last_segment` tokens, so only
+    the memory can carry it to the question.
+    """
+    key = key or str(rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1))
+    intro = _encode(tokenizer, PASSKEY_INTRO + " ")
+    filler = _encode(tokenizer, PASSKEY_FILLER + " ")
+    needle = _encode(tokenizer, f"The pass key is {key}. Remember it. {key} is the pass key. ")
+    question = _encode(tokenizer, PASSKEY_QUESTION)
+    answer_ids = _encode(tokenizer, f" {key}")
+    if total < len(intro) + len(needle) + len(question) + len(answer_ids) + (last_segment or 0):
+        intro = []  # short prompts (tiny tests) drop the introduction
+    body = total - len(intro) - len(needle) - len(question) - len(answer_ids)  # filler tokens
+    latest = body if last_segment is None else min(body, total - last_segment - len(intro) - len(needle))
+    if latest < 0:
+        raise ValueError(f"{total} tokens are too few for the passkey prompt")
+    before = int(round(depth * latest))
+    offset = rng.randrange(len(filler)) if filler_offset is None else filler_offset
+    prefix = intro + _repeat_to(filler, before, offset) + needle
+    prefix += _repeat_to(filler, body - before, offset + before) + question
+    return _with_answer(prefix, answer_ids, total, key)
+
+
+def facts_example(tokenizer, text_ids: list[int], total: int, rng: random.Random, *, last_segment: int,
+                  n_facts: int = 3, depth: float | None = None) -> Example:
+    """Facts planted in prose at random depths before the last segment; one is asked at the end."""
+    subjects = rng.sample(FACT_SUBJECTS, n_facts)
+    names = rng.sample(FACT_NAMES, n_facts)
+    asked = rng.randrange(n_facts)
+    facts = [_encode(tokenizer, f" The {s} is called {n}. ") for s, n in zip(subjects, names, strict=True)]
+    question = _encode(tokenizer, f"\n\nQuestion: Who is the {subjects[asked]}? Answer: The {subjects[asked]} is called")
+    answer_ids = _encode(tokenizer, f" {names[asked]}.")
+    prose_length = total - sum(map(len, facts)) - len(question) - len(answer_ids)
+    room = total - last_segment - sum(map(len, facts))  # fact tokens all end before the last segment
+    if room < 0 or prose_length < 0:
+        raise ValueError(f"{total} tokens are too few for {n_facts} facts")
+    start = rng.randrange(0, max(1, len(text_ids) - prose_length))
+    prose = text_ids[start : start + prose_length]
+    if depth is None:
+        positions = sorted(rng.randrange(0, room + 1) for _ in range(n_facts))
+    else:  # the asked fact at `depth`, the others anywhere
+        positions = [rng.randrange(0, room + 1) for _ in range(n_facts)]
+        positions[asked] = int(round(depth * room))
+        order = sorted(range(n_facts), key=lambda i: positions[i])
+        facts = [facts[i] for i in order]
+        positions = [positions[i] for i in order]
+    prefix, cursor = [], 0
+    for fact, position in zip(facts, positions, strict=True):
+        prefix += prose[cursor:position] + fact
+        cursor = position
+    prefix += prose[cursor:] + question
+    return _with_answer(prefix, answer_ids, total, names[asked])
+
+
+def text_example(text_ids: list[int], total: int, rng: random.Random, *, last_segment: int) -> Example:
+    """Plain prose; next-token loss on the last segment only (what the memory should help with)."""
+    start = rng.randrange(0, len(text_ids) - total - 1)
+    ids = text_ids[start : start + total + 1]
+    labels = [-100] * (total - last_segment) + ids[total - last_segment + 1 : total + 1]
+    return Example(ids[:total], labels)
+
+
+def collate(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.tensor([e.ids for e in examples], dtype=torch.long)
+    labels = torch.tensor([e.labels for e in examples], dtype=torch.long)
+    return ids, labels

@@ -1,0 +1,328 @@
+"""Training the Infini parameters: gates (own learning rate, no weight decay) and peft LoRA.
+
+Designed around the known failure modes of public reproductions:
+- gates get their own, much higher learning rate and no weight decay, and start where they can
+  move (sigmoid(gate_init) well away from 0);
+- the memory is never detached: the loss back-propagates through every write, across all the
+  segments of an example, with gradient checkpointing per segment to bound activation memory;
+- the memory is built from keys before RoPE (the engine's attention does this);
+- non-finite losses or gradients skip the step instead of poisoning the weights;
+- a curriculum grows the number of segments (compressions) once recall works at the current one.
+
+Multi-GPU: run `accelerate launch -m app.cli train ...`; every process draws its own batches
+and the trainable gradients are averaged across processes before each step (no DDP wrapper is
+needed, since only the gates and LoRA train).
+"""
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from engine.infini.adapter import add_lora, save_adapter
+from engine.infini.attention import GATE_LOCAL_ONLY
+from engine.infini.model import InfiniModel
+
+from . import data
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 300
+    batch: int = 4
+    segment: int = 128
+    segment_choices: tuple[int, ...] = ()  # extra segment lengths drawn at random (longer-segment robustness)
+    min_segments: int = 2
+    max_segments: int = 16
+    curriculum: tuple[int, ...] = (2, 3, 4, 6, 8, 12, 16)  # stages of the largest number of segments
+    advance_loss: float = 0.3  # passkey answer loss (nats/token, EMA) that unlocks the next stage
+    stage_max_steps: int = 60  # ... or after this many steps at one stage
+    tasks: dict = field(default_factory=lambda: {"passkey": 0.6, "facts": 0.2, "text": 0.2})
+    gate_init: float = 0.0
+    gate_lr: float = 1e-1
+    lora_lr: float = 2e-3
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
+    memory_layers: tuple[int, ...] | None = None  # layers whose memory trains; the rest stay local-only
+    weight_decay: float = 0.0
+    extra_trainable: tuple[str, ...] = ()  # base parameter names containing these also train (tiny tests)
+    key_digits: int = 5
+    grad_clip: float = 1.0
+    warmup: int = 5
+    checkpointing: bool = True
+    text: str = "kjv"
+    seed: int = 0
+    save_every: int = 20
+    rule: str = "delta"
+
+    def to_json(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+def setup(model: InfiniModel, config: TrainConfig) -> list[torch.nn.Parameter]:
+    """Freeze the base, set the gates to `gate_init`, add LoRA; returns the trainable parameters."""
+    for p in model.lm.parameters():
+        p.requires_grad_(False)
+    model.rule = config.rule
+    layers = _memory_layers(model, config)
+    if config.lora_rank > 0:  # peft freezes everything but LoRA: the gates are unfrozen after it
+        add_lora(model, rank=config.lora_rank, alpha=config.lora_alpha, targets=config.lora_targets,
+                 layers=sorted(layers))
+    with torch.no_grad():
+        for i, attention in enumerate(model.attention):
+            attention.gate.fill_(config.gate_init if i in layers else GATE_LOCAL_ONLY)
+            attention.gate.requires_grad_(i in layers)
+    return trainable(model, config.extra_trainable)
+
+
+def _memory_layers(model: InfiniModel, config: TrainConfig) -> set[int]:
+    count = len(model.attention)
+    if config.memory_layers is None:
+        return set(range(count))
+    return {i % count for i in config.memory_layers}
+
+
+def trainable(model: InfiniModel, extra: tuple[str, ...] = ()) -> list[torch.nn.Parameter]:
+    gates = [a.gate for a in model.attention if a.gate.requires_grad]
+    others = _others(model, extra)
+    for p in others:
+        p.requires_grad_(True)
+    return gates + others
+
+
+def _others(model: InfiniModel, extra: tuple[str, ...] = ()) -> list[torch.nn.Parameter]:
+    return [p for n, p in model.lm.named_parameters()
+            if "lora_" in n or (any(e in n for e in extra) and not n.endswith(".gate"))]
+
+
+def make_optimizer(model: InfiniModel, config: TrainConfig) -> torch.optim.Optimizer:
+    gates = [a.gate for a in model.attention if a.gate.requires_grad]
+    lora = _others(model, config.extra_trainable)
+    groups = [{"params": gates, "lr": config.gate_lr, "weight_decay": 0.0, "name": "gates"}]
+    if lora:
+        groups.append({"params": lora, "lr": config.lora_lr, "weight_decay": config.weight_decay, "name": "lora"})
+    return torch.optim.AdamW(groups, betas=(0.9, 0.99))
+
+
+def _flatten(memories):
+    return [t for pair in memories for t in pair]
+
+
+def _unflatten(flat):
+    return list(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, segment: int, *,
+                  checkpointing: bool = True) -> tuple[torch.Tensor, int]:
+    """Sum of cross-entropy over labelled tokens and their count, back-propagating through memory.
+
+    One differentiable pass over all segments: segment s reads the memory written by segments
+    < s, and nothing is detached, so the answer's gradient reaches the key's segment.
+    """
+    batch, total = ids.shape
+    memories = model.empty_memories(batch)
+    flat = _flatten(memories)
+    loss_sum = torch.zeros((), device=ids.device)
+    count = 0
+    starts = list(range(0, total, segment))
+    for index, start in enumerate(starts):
+        chunk, chunk_labels = ids[:, start : start + segment], labels[:, start : start + segment]
+        need_loss = bool((chunk_labels != -100).any())
+        write = index < len(starts) - 1
+        if not need_loss and not write:
+            continue
+
+        def step(chunk, chunk_labels, *flat, need_loss=need_loss, write=write):
+            memories = _unflatten(list(flat))
+            hidden, caches = model.segment_forward(chunk, memories, hidden_needed=need_loss)
+            outputs = [torch.zeros((), device=chunk.device)]
+            if need_loss:
+                mask = chunk_labels != -100
+                logits = model.logits(hidden[mask]).float()
+                outputs[0] = F.cross_entropy(logits, chunk_labels[mask], reduction="sum")
+            if write:
+                outputs += _flatten(model.write(memories, caches))
+            return tuple(outputs)
+
+        if checkpointing and torch.is_grad_enabled():
+            outputs = checkpoint(step, chunk, chunk_labels, *flat, use_reentrant=False)
+        else:
+            outputs = step(chunk, chunk_labels, *flat)
+        loss_sum = loss_sum + outputs[0]
+        count += int((chunk_labels != -100).sum())
+        if write:
+            flat = list(outputs[1:])
+    return loss_sum, count
+
+
+class TaskSampler:
+    """Draws batches of the mixed tasks at the curriculum's current number of segments."""
+
+    def __init__(self, tokenizer, config: TrainConfig, text_ids: list[int] | None, seed: int):
+        self.tokenizer, self.config, self.text_ids = tokenizer, config, text_ids
+        self.rng = random.Random(seed)
+
+    def draw(self, max_segments: int) -> tuple[str, int, int, list[data.Example]]:
+        c, rng = self.config, self.rng
+        names = [t for t, w in c.tasks.items() if w > 0 and (t == "passkey" or self.text_ids)]
+        task = rng.choices(names, weights=[c.tasks[t] for t in names])[0]
+        segment = rng.choice((c.segment, *c.segment_choices))
+        low = min(c.min_segments, max_segments)
+        # mostly the hardest count unlocked so far, sometimes fewer (no forgetting of short ones)
+        n = max_segments if rng.random() < 0.6 else rng.randint(low, max_segments)
+        total = n * segment
+        examples = []
+        for _ in range(c.batch):
+            if task == "passkey":
+                examples.append(data.passkey_example(self.tokenizer, total, rng.random(), rng, last_segment=segment,
+                                                     digits=c.key_digits))
+            elif task == "facts":
+                examples.append(data.facts_example(self.tokenizer, self.text_ids, total, rng, last_segment=segment,
+                                                   n_facts=rng.randint(1, 3)))
+            else:
+                examples.append(data.text_example(self.text_ids, total, rng, last_segment=segment))
+        return task, n, segment, examples
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    stage: int = 0
+    stage_steps: int = 0
+    ema: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    tokens: int = 0
+    history: list = field(default_factory=list)
+
+
+def _lr_factor(step: int, config: TrainConfig) -> float:
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def save_checkpoint(path: Path, model: InfiniModel, optimizer, state: TrainState, config: TrainConfig, rng) -> None:
+    params = {f"gate.{i}": a.gate.detach().cpu() for i, a in enumerate(model.attention)}
+    params |= {n: p.detach().cpu() for n, p in model.lm.named_parameters() if p.requires_grad and ".gate" not in n}
+    tmp = path.with_suffix(".tmp")
+    torch.save({"params": params, "optimizer": optimizer.state_dict(), "state": asdict(state),
+                "config": config.to_json(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state()}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, model: InfiniModel, optimizer, rng) -> TrainState:
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    named = dict(model.lm.named_parameters())
+    with torch.no_grad():
+        for name, value in saved["params"].items():
+            if name.startswith("gate."):
+                model.attention[int(name.split(".")[1])].gate.copy_(value)
+            else:
+                named[name].copy_(value)
+    optimizer.load_state_dict(saved["optimizer"])
+    rng.setstate(saved["rng"])
+    torch.set_rng_state(saved["torch_rng"])
+    return TrainState(**saved["state"])
+
+
+def gate_summary(model: InfiniModel) -> dict:
+    gates = torch.stack([torch.sigmoid(a.gate.detach().float().cpu()) for a in model.attention])
+    return {"max": float(gates.max()), "mean": float(gates.mean()),
+            "per_layer_max": [round(float(g), 3) for g in gates.max(dim=1).values]}
+
+
+def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
+          accelerator=None, progress: bool = True, log=print) -> dict:
+    """Train; writes checkpoint.pt (resumable), log.jsonl and adapter.safetensors in out_dir."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    accelerator = accelerator or Accelerator(cpu=model.device.type == "cpu")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    params = setup(model, config)
+    model.lm.train(False)  # no dropout anywhere; gradients still flow
+    optimizer = make_optimizer(model, config)
+    text_ids = None
+    if any(config.tasks.get(t, 0) > 0 for t in ("facts", "text")):
+        from engine.texts import public_domain_text
+
+        text_ids = model.tokenizer.encode(public_domain_text(config.text), add_special_tokens=False)
+    sampler = TaskSampler(model.tokenizer, config, text_ids, config.seed + accelerator.process_index)
+    ckpt = out_dir / "checkpoint.pt"
+    state = TrainState()
+    if resume and ckpt.exists():
+        state = load_checkpoint(ckpt, model, optimizer, sampler.rng)
+        log(f"resumed from {ckpt} at step {state.step}")
+    stages = [s for s in config.curriculum if s <= config.max_segments] or [config.max_segments]
+    bar = tqdm(total=config.steps, initial=state.step, disable=not (progress and accelerator.is_main_process),
+               dynamic_ncols=True)
+    log_file = (out_dir / "log.jsonl").open("a")
+    device = model.device
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    while state.step < config.steps:
+        max_segments = stages[min(state.stage, len(stages) - 1)]
+        task, n, segment, examples = sampler.draw(max_segments)
+        ids, labels = (t.to(device) for t in data.collate(examples))
+        for group in optimizer.param_groups:
+            group["lr"] = (config.gate_lr if group["name"] == "gates" else config.lora_lr) * _lr_factor(state.step, config)
+        started = time.perf_counter()
+        with autocast:
+            loss_sum, count = sequence_loss(model, ids, labels, segment, checkpointing=config.checkpointing)
+        loss = loss_sum / max(1, count)
+        optimizer.zero_grad(set_to_none=True)
+        skipped = not torch.isfinite(loss)
+        if not skipped:
+            accelerator.backward(loss)
+            for p in params:
+                if p.grad is not None and accelerator.num_processes > 1:
+                    p.grad = accelerator.reduce(p.grad, reduction="mean")
+            norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            skipped = not torch.isfinite(norm)
+            if not skipped:
+                optimizer.step()
+        elapsed = time.perf_counter() - started
+        state.step += 1
+        state.stage_steps += 1
+        state.seconds += elapsed
+        state.tokens += ids.numel()
+        value = float(loss.detach())
+        key = f"{task}@{n}" if task == "passkey" else task
+        if math.isfinite(value):
+            state.ema[key] = value if key not in state.ema else 0.9 * state.ema[key] + 0.1 * value
+        gates = gate_summary(model)
+        record = {"step": state.step, "task": task, "segments": n, "segment": segment, "loss": round(value, 4),
+                  "skipped": skipped, "seconds": round(elapsed, 2), "gate_max": round(gates["max"], 4),
+                  "gate_mean": round(gates["mean"], 4), "stage_max_segments": max_segments}
+        state.history.append(record)
+        log_file.write(json.dumps(record) + "\n")
+        log_file.flush()
+        # curriculum: advance once recall works with the current largest number of segments
+        current = state.ema.get(f"passkey@{max_segments}")
+        if state.stage < len(stages) - 1 and (
+            (current is not None and current < config.advance_loss and state.stage_steps >= 5)
+            or state.stage_steps >= config.stage_max_steps
+        ):
+            state.stage += 1
+            state.stage_steps = 0
+        bar.update(1)
+        bar.set_postfix(task=task, n=n, loss=f"{value:.3f}", gate=f"{gates['max']:.2f}",
+                        tok_s=f"{ids.numel() / elapsed:.0f}")
+        if accelerator.is_main_process and (state.step % config.save_every == 0 or state.step == config.steps):
+            save_checkpoint(ckpt, model, optimizer, state, config, sampler.rng)
+            info = {"config": config.to_json(), "steps": state.step, "train_seconds": round(state.seconds, 1),
+                    "train_tokens": state.tokens, "device": str(device)}
+            save_adapter(model, out_dir / "adapter.safetensors", info=info)
+    bar.close()
+    log_file.close()
+    return {"steps": state.step, "seconds": state.seconds, "tokens": state.tokens, "ema": state.ema,
+            "gates": gate_summary(model)}
