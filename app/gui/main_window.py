@@ -412,6 +412,17 @@ class MainWindow(QMainWindow):
         self._refresh_memory_view()
         self._update_ingest_bar()
 
+    def _refresh_token_counts(self) -> None:
+        """Reading counts each chapter's tokens exactly; use those instead of the estimates."""
+        try:
+            sizes = self.library.chapter_sizes(self.book_id)
+        except Exception:  # noqa: BLE001
+            return
+        for record, size in zip(self.chapter_records, sizes, strict=False):
+            n = attr(size, "n_tokens", 0)
+            if n:
+                record["n_tokens"] = int(n)
+
     def _set_chapters_read(self, n: int) -> None:
         self.reader.set_chapters_read(n)
         self.chat.set_chapters_read(n)
@@ -419,6 +430,8 @@ class MainWindow(QMainWindow):
 
     def _reader_chapter_changed(self, idx: int) -> None:
         self.chat.follow_reader(idx)
+        if self.summaries.generating is None:
+            self.summaries.select(idx)
 
     def _save_position(self, chapter_idx: int, offset: int) -> None:
         if self.library is None or self.book_id is None:
@@ -638,6 +651,8 @@ class MainWindow(QMainWindow):
         finished = finished_chapter_of(ev)
         current = str(self.ingest_book_id) == str(self.book_id)
         if finished is not None:
+            if current:
+                self._refresh_token_counts()
             done = finished + 1
             self.library_panel.update_progress(self.ingest_book_id, done, getattr(ev, "chapters_total", None),
                                                stale=False)
@@ -676,6 +691,7 @@ class MainWindow(QMainWindow):
             self._remove_now(pending)
         self.refresh_books()
         if book_id is not None and str(book_id) == str(self.book_id):
+            self._refresh_token_counts()
             progress = self._progress(self.book_id)
             if progress is not None:
                 self.chapters_done = int(attr(progress, "chapters_done", self.chapters_done))

@@ -21,11 +21,14 @@ KV_COLOR = QColor("#d1482f")
 
 
 def human_bytes(n: float) -> str:
+    """Decimal (SI) units, so the plot's powers of ten read 1 MB, 10 MB, 100 MB."""
     n = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" or n >= 100 else f"{n:.1f} {unit}"
-        n /= 1024
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            if unit == "B":
+                return f"{n:.0f} B"
+            return f"{n:.0f} {unit}" if abs(n) >= 100 or n == int(n) else f"{n:.1f} {unit}"
+        n /= 1000
     return f"{n:.1f} TB"
 
 
@@ -37,6 +40,20 @@ def human_tokens(n: float) -> str:
     if n >= 1000:
         return f"{n / 1e3:.1f}k"
     return f"{int(n)}"
+
+
+def nice_ticks(maximum: float, count: int = 5) -> list[float]:
+    """0 and round steps (1, 2, 5 x 10^k) up to `maximum`."""
+    if maximum <= 0:
+        return [0.0]
+    raw = maximum / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    ticks, t = [], 0.0
+    while t <= maximum * 1.0001:
+        ticks.append(t)
+        t += step
+    return ticks
 
 
 class MemoryPlot(QWidget):
@@ -104,9 +121,8 @@ class MemoryPlot(QWidget):
             p.setPen(text_pen)
             p.drawText(QRectF(0, y - fm.height() / 2, left - 6, fm.height()),
                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, human_bytes(10**e))
-        # x labels
-        for i in range(5):
-            t = x_max * i / 4
+        # x labels at round numbers of tokens
+        for t in nice_ticks(x_max):
             x = sx(t)
             p.setPen(text_pen)
             p.drawText(QRectF(x - 40, plot.bottom() + 3, 80, fm.height()), Qt.AlignmentFlag.AlignHCenter,
