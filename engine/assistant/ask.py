@@ -89,7 +89,7 @@ def plan_question(library, book_id: int, engine, question: str, as_of: int | Non
         raise LibraryError("The question is empty; type a question about the book.")
     chapter_idx = choose_chapter(library, book_id, engine, as_of)
     book = library.get_book(book_id)
-    chapters = library.chapters(book_id)
+    chapters = library.chapter_sizes(book_id)
     title = next((c.title for c in chapters if c.idx == chapter_idx), f"Chapter {chapter_idx + 1}")
     budget = max(engine.segment - max_new_tokens, HISTORY_MIN_TOKENS) // 2
     messages = [{"role": "system", "content": system_line(book, chapter_idx, len(chapters), title)}]

@@ -22,7 +22,7 @@ def chapter_name(idx: int, title: str | None) -> str:
 
 def export_markdown(library, book_id: int) -> str:
     book = library.get_book(book_id)
-    chapters = {c.idx: c for c in library.chapters(book_id)}
+    chapters = {c.idx: c for c in library.chapter_sizes(book_id)}
     summaries = library.summaries(book_id)
     by_chapter = {s.chapter_idx: s for s in summaries}
     lines = [f"# {_quote_heading(book.title)}", ""]

@@ -146,7 +146,7 @@ def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[],
         raise LibraryError(f"Read the whole book first ({status.chapters_done} of {status.chapters_total} "
                            f"chapters read); a whole-book summary needs the memory of the whole book.")
     book = library.get_book(book_id)
-    chapters = library.chapters(book_id)
+    chapters = library.chapter_sizes(book_id)
     final_idx = chapters[-1].idx
 
     def pieces() -> Iterator[str]:
