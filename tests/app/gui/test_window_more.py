@@ -115,3 +115,13 @@ def test_remove_book_asks_first(make_window, qtbot):
     window.remove_book(window.book_id)
     assert window.library.list_books() == []
     assert window.center.currentWidget() is window.welcome
+
+
+def test_a_missing_model_is_reported_in_one_sentence(make_window, qtbot, tmp_path, settings_path):
+    AppSettings(settings_path).set_engine_config(EngineConfig(model=str(tmp_path / "no-such-model")))
+    window = make_window(engine_factory=None)  # the real facade's load_engine
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=60000)
+    message = window.errors[0]
+    assert "no-such-model" in message and "\n" not in message.strip() and "Traceback" not in message
+    assert window.engine is None
+    assert "not loaded" in window.engine_label.text()
