@@ -93,14 +93,14 @@ def _recall_example(tokenizer, text_ids, total, depth, rng, segment):
     question = tokenizer.encode(f"\n\nQuestion: Who is the {subject}? Answer: The {subject} is called",
                                 add_special_tokens=False)
     answer_ids = tokenizer.encode(f" {name}.", add_special_tokens=False)
-    prose_length = total - len(fact) - len(question) - len(answer_ids)
+    prose_length = total - len(fact) - len(question)  # every prompt is exactly `total` tokens
     room = total - segment - len(fact)
     if prose_length < 0 or room < 0:
         raise ValueError("the text is too short for a recall test at this segment length")
     position = int(round(depth * min(room, prose_length)))
     prose = text_ids[:prose_length]
     ids = prose[:position] + fact + prose[position:] + question + answer_ids
-    return data.Example(ids, [], name, answer_ids, total - len(answer_ids))
+    return data.Example(ids, [], name, answer_ids, total)
 
 
 @torch.inference_mode()

@@ -1,4 +1,9 @@
-"""Training the memory of a tiny random Llama on CPU: it learns to carry a key across segments."""
+"""Training the memory of a tiny random Llama on CPU: it learns to carry a key across segments.
+
+The learning test uses a 32-token vocabulary (digits, a KEY and a QUERY marker, filler) so a
+2-layer random model can learn the task in seconds: "KEY d" somewhere in the first segments,
+QUERY as the last token of the last segment, the label d. Only the memory can connect them.
+"""
 
 import json
 import math
@@ -8,84 +13,107 @@ import pytest
 import torch
 
 from engine.evaluation.core import Prompt, exact, score_prompts
-from engine.infini.adapter import load_adapter, read_adapter
-from engine.infini.tiny import tiny_engine
+from engine.infini.adapter import load_adapter, read_adapter, save_adapter
+from engine.infini.model import InfiniModel
+from engine.infini.tiny import tiny_engine, tiny_llama
 from engine.training import TrainConfig, data, sequence_loss, setup, train
+from engine.training.trainer import make_optimizer
 
-SEGMENT = 16
+SEGMENT, VOCAB, KEY, QUERY = 16, 32, 10, 11
 
 
-def tiny_config(steps: int, **overrides) -> TrainConfig:
+def key_batch(n, segments, generator):
+    ids = torch.randint(12, VOCAB, (n, segments * SEGMENT), generator=generator)
+    digits = torch.randint(0, 10, (n,), generator=generator)
+    where = torch.randint(0, (segments - 1) * SEGMENT - 1, (n,), generator=generator)
+    labels = torch.full_like(ids, -100)
+    for i in range(n):
+        ids[i, where[i]], ids[i, where[i] + 1] = KEY, digits[i]
+        ids[i, -1] = QUERY
+        labels[i, -1] = digits[i]
+    return ids, labels, digits
+
+
+def small_vocab_model() -> InfiniModel:
+    torch.manual_seed(0)
+    return InfiniModel(tiny_llama(VOCAB), None, segment=SEGMENT, base_sha="tiny-vocab-32")
+
+
+def tiny_config(steps: int = 1, **overrides) -> TrainConfig:
     options = dict(
-        steps=steps, batch=16, segment=SEGMENT, min_segments=3, max_segments=4, curriculum=(3, 4),
+        steps=steps, batch=4, segment=SEGMENT, min_segments=3, max_segments=4, curriculum=(3, 4),
         tasks={"passkey": 1.0}, gate_init=0.0, gate_lr=1e-1, lora_lr=1e-2, lora_rank=8,
-        lora_targets=("q_proj", "k_proj", "v_proj", "o_proj"), extra_trainable=("mlp",), key_digits=1,
-        save_every=10_000, warmup=3, advance_loss=0.5, stage_max_steps=steps // 2, checkpointing=True,
+        lora_targets=("q_proj", "k_proj", "v_proj", "o_proj"), extra_trainable=("mlp", "embed"), key_digits=1,
+        save_every=10_000, warmup=3, checkpointing=True,
     )
     options.update(overrides)
     return TrainConfig(**options)
 
 
-def passkey_prompts(tokenizer, n=40, seed=1, total=4 * SEGMENT):
-    rng = random.Random(seed)
-    prompts = []
-    for _ in range(n):
-        example = data.passkey_example(tokenizer, total, rng.random(), rng, last_segment=SEGMENT, digits=1)
-        prompts.append(Prompt(example.ids[: example.prompt_length], example.answer_ids))
-    return prompts
-
-
-def accuracy(model, prompts, memory):
-    answers = score_prompts(model, prompts, batch=20, memory=memory)
-    return sum(exact(a, p.answer_ids) for a, p in zip(answers, prompts, strict=True)) / len(prompts)
+def accuracy(model, segments, memory, n=50):
+    ids, _, digits = key_batch(n, segments, torch.Generator().manual_seed(9))
+    prompts = [Prompt(ids[i].tolist(), [int(digits[i])]) for i in range(n)]
+    answers = score_prompts(model, prompts, batch=25, memory=memory)
+    return sum(exact(a, p.answer_ids) for a, p in zip(answers, prompts, strict=True)) / n
 
 
 @pytest.fixture(scope="module")
-def trained(tokenizer, tmp_path_factory):
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("run")
-    model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
-    result = train(model, tiny_config(80), out, progress=False)
-    return model, result, out
+def trained():
+    model = small_vocab_model()
+    config = tiny_config()
+    params = setup(model, config)
+    optimizer = make_optimizer(model, config)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(120):
+        ids, labels, _ = key_batch(16, 3, generator)
+        loss, count = sequence_loss(model, ids, labels, SEGMENT, checkpointing=True)
+        optimizer.zero_grad()
+        (loss / count).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        losses.append(float(loss / count))
+    return model, losses
 
 
-def test_tiny_model_learns_passkey_through_memory(trained, tokenizer):
-    model, _, out = trained
-    losses = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
-    assert sum(losses[-10:]) / 10 < losses[0] - 0.5, "the loss falls"
-    prompts = passkey_prompts(tokenizer)
-    with_memory, control = accuracy(model, prompts, True), accuracy(model, prompts, False)
-    assert with_memory >= 0.25, with_memory  # chance is 1 in 10
-    assert control <= 0.15, control  # the key is never in the last segment: memory-off stays at chance
-    assert with_memory > control + 0.1
+def test_tiny_model_learns_a_key_through_memory(trained):
+    model, losses = trained
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.7, "the loss falls"
+    with_memory, control = accuracy(model, 3, True), accuracy(model, 3, False)
+    assert with_memory >= 0.3, with_memory  # chance is 1 in 10
+    assert control <= 0.2, control  # the key is never in the last segment: memory-off stays at chance
+    assert max(float(torch.sigmoid(a.gate).max()) for a in model.attention) > 0.5
 
 
-def test_adapter_round_trip_with_lora(trained, tokenizer, tmp_path):
-    model, _, out = trained
-    tensors, metadata = read_adapter(out / "adapter.safetensors")
+def test_adapter_round_trip_with_lora(trained, tmp_path):
+    model, _ = trained
+    path = save_adapter(model, tmp_path / "adapter.safetensors")
+    tensors, metadata = read_adapter(path)
     assert any(k.startswith("lora.") for k in tensors) and "lora" in metadata
     assert int(metadata["segment"]) == SEGMENT
-    fresh = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
-    prompts = passkey_prompts(tokenizer, n=8, seed=3)
+    fresh = small_vocab_model()
     trained_params = dict(model.lm.named_parameters())
-    with torch.no_grad():  # the tiny test also trains the MLP: copy it, the adapter covers gates + LoRA
+    with torch.no_grad():  # this test also trained the MLP and embeddings, which no adapter carries
         for name, q in fresh.lm.named_parameters():
-            if ".mlp." in name:
+            if ".mlp." in name or "embed" in name:
                 q.copy_(trained_params[name])
-    load_adapter(fresh, out / "adapter.safetensors")
+    load_adapter(fresh, path)
     assert fresh.adapter_sha != "none"
-    ids = torch.tensor([prompts[0].ids])
+    ids, _, _ = key_batch(2, 2, torch.Generator().manual_seed(1))
     with torch.no_grad():
-        a, _ = model.segment_forward(ids[:, :SEGMENT], model.empty_memories())
-        b, _ = fresh.segment_forward(ids[:, :SEGMENT], fresh.empty_memories())
-    assert torch.allclose(a, b, atol=1e-4)
+        a, caches = model.segment_forward(ids[:, :SEGMENT], model.empty_memories(2))
+        b, _ = fresh.segment_forward(ids[:, :SEGMENT], fresh.empty_memories(2))
+        memories = model.write(model.empty_memories(2), caches)
+        c, _ = model.segment_forward(ids[:, SEGMENT:], memories)
+        d, _ = fresh.segment_forward(ids[:, SEGMENT:], memories)
+    assert torch.allclose(a, b, atol=1e-4) and torch.allclose(c, d, atol=1e-4)
     with fresh.unpatched() as lm:  # LoRA went into copies: the base model's own attention is untouched
         assert all(type(layer.self_attn.q_proj) is torch.nn.Linear for layer in lm.model.layers)
 
 
-def test_gates_receive_gradients_through_memory(tokenizer):
+def test_gates_and_lora_receive_gradients_through_memory(tokenizer):
     model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
-    setup(model, tiny_config(1))
+    setup(model, tiny_config(extra_trainable=()))
     rng = random.Random(0)
     ids, labels = data.collate([data.passkey_example(tokenizer, 4 * SEGMENT, 0.0, rng, last_segment=SEGMENT, digits=1)
                                 for _ in range(2)])
@@ -93,39 +121,37 @@ def test_gates_receive_gradients_through_memory(tokenizer):
     (loss / count).backward()
     for attention in model.attention:
         assert attention.gate.grad is not None and attention.gate.grad.abs().sum() > 0
-    lora = [p for n, p in model.lm.named_parameters() if "lora_A" in n and "k_proj" in n]
+    lora = [p for n, p in model.lm.named_parameters() if "lora_B" in n and "k_proj" in n]
     assert lora and all(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)
 
 
-def test_checkpointing_gives_the_same_gradients(tokenizer):
+def test_checkpointing_gives_the_same_gradients():
     grads = []
     for flag in (True, False):
-        torch.manual_seed(0)
-        model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
-        setup(model, tiny_config(1, lora_rank=0))
-        rng = random.Random(0)
-        ids, labels = data.collate([data.passkey_example(tokenizer, 4 * SEGMENT, 0.0, rng, last_segment=SEGMENT,
-                                                         digits=1)])
+        model = small_vocab_model()
+        setup(model, tiny_config(lora_rank=0, extra_trainable=()))
+        ids, labels, _ = key_batch(2, 4, torch.Generator().manual_seed(0))
         loss, count = sequence_loss(model, ids, labels, SEGMENT, checkpointing=flag)
         (loss / count).backward()
         grads.append(torch.cat([a.gate.grad for a in model.attention]))
-    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1], atol=1e-6)
 
 
 def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
     model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
-    train(model, tiny_config(4, save_every=2, batch=2), tmp_path, progress=False)
+    train(model, tiny_config(4, save_every=2, batch=2, extra_trainable=()), tmp_path, progress=False)
     again = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
-    result = train(again, tiny_config(6, save_every=2, batch=2), tmp_path, resume=True, progress=False)
+    result = train(again, tiny_config(6, save_every=2, batch=2, extra_trainable=()), tmp_path, resume=True,
+                   progress=False)
     steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6] and result["steps"] == 6
+    assert (tmp_path / "adapter.safetensors").exists()
 
 
 def test_hundred_segments_of_streaming_stay_finite(trained):
-    model, _, _ = trained
-    ids = torch.randint(0, 49152, (100 * SEGMENT,), generator=torch.Generator().manual_seed(0)).tolist()
+    model, _ = trained
+    ids = torch.randint(0, VOCAB, (100 * SEGMENT,), generator=torch.Generator().manual_seed(0)).tolist()
     state = model.stream(ids, model.new_state())
     assert torch.isfinite(state.memory).all() and torch.isfinite(state.norm).all()
     hidden, _ = model.segment_forward(torch.tensor([ids[:SEGMENT]]), [(m, z) for m, z in state.layers()])
-    assert torch.isfinite(hidden).all()
-    assert math.isfinite(float(state.norm.max()))
+    assert torch.isfinite(hidden).all() and math.isfinite(float(state.norm.max()))

@@ -1,0 +1,40 @@
+"""`infinibook train` and `infinibook eval` end to end on a tiny random model."""
+
+import json
+
+import torch
+
+from app.cli import main
+from engine.infini.adapter import read_adapter
+
+
+def test_train_then_eval_on_a_tiny_model(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path / "run"
+        code = main(["train", "--tiny", "--out", str(out), "--steps", "3", "--batch", "2", "--segment", "32",
+                     "--curriculum", "3", "--min-segments", "3", "--tasks", "passkey=1", "--save-every", "2",
+                     "--no-progress", "--json", "--export", str(tmp_path / "exported.safetensors")])
+        assert code == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary["steps"] == 3 and (out / "checkpoint.pt").exists()
+        _, metadata = read_adapter(tmp_path / "exported.safetensors")
+        assert metadata["segment"] == "32" and "lora" in metadata
+        code = main(["train", "--tiny", "--out", str(out), "--steps", "4", "--batch", "2", "--segment", "32",
+                     "--curriculum", "3", "--min-segments", "3", "--tasks", "passkey=1", "--resume", "--no-progress"])
+        assert code == 0 and len((out / "log.jsonl").read_text().splitlines()) == 4
+        capsys.readouterr()
+        code = main(["eval", "passkey", "--tiny", "--segment", "32", "--lengths", "128", "--depths", "start,end",
+                     "--samples", "1", "--json"])
+        assert code == 0
+        rows = json.loads(capsys.readouterr().out)["rows"]
+        assert [(r["length"], r["depth"]) for r in rows] == [(128, "start"), (128, "end")]
+        assert all("control" in r for r in rows)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_eval_of_a_missing_file_is_one_sentence(capsys):
+    assert main(["eval", "ppl", "/nonexistent/book.txt", "--tiny"]) != 0
+    assert "cannot read" in capsys.readouterr().err

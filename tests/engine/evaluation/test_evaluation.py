@@ -1,0 +1,67 @@
+"""The evaluations on a tiny random model: honest shared prefixes, tables with a memory-off control."""
+
+import math
+import random
+
+import pytest
+import torch
+
+from engine.evaluation import passkey, ppl_with_control, recall
+from engine.evaluation.core import Prompt, greedy_batch, score_prompts, stream_batch
+from engine.infini.tiny import tiny_engine
+from engine.texts import public_domain_text
+from engine.training import data
+
+SEGMENT = 32
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    torch.manual_seed(0)
+    return tiny_engine(tokenizer=tokenizer, segment=SEGMENT, gate_init=0.0)
+
+
+def test_shared_prefix_scoring_equals_streaming_each_prompt_alone(model, tokenizer):
+    rng = random.Random(0)
+    prompts = []
+    for depth in (0.0, 0.5, 1.0, 0.5):
+        example = data.passkey_example(tokenizer, 8 * SEGMENT, depth, rng, last_segment=SEGMENT, filler_offset=0)
+        prompts.append(Prompt(example.ids[: example.prompt_length], example.answer_ids))
+    shared = score_prompts(model, prompts, batch=2)
+    for prompt, answer in zip(prompts, shared, strict=True):
+        ids = torch.tensor([prompt.ids])
+        final = ((len(prompt.ids) - 1) // SEGMENT) * SEGMENT
+        memories = stream_batch(model, ids[:, :final], model.empty_memories(1))
+        alone = greedy_batch(model, ids[:, final:], memories, len(prompt.answer_ids))[0].tolist()
+        assert alone == answer
+
+
+def test_memory_off_control_ignores_everything_before_the_last_segment(model, tokenizer):
+    rng = random.Random(1)
+    a = data.passkey_example(tokenizer, 6 * SEGMENT, 0.0, rng, last_segment=SEGMENT, key="11111", filler_offset=0)
+    b = data.passkey_example(tokenizer, 6 * SEGMENT, 0.0, rng, last_segment=SEGMENT, key="99999", filler_offset=0)
+    prompts = [Prompt(e.ids[: e.prompt_length], e.answer_ids) for e in (a, b)]
+    off = score_prompts(model, prompts, memory=False)
+    assert off[0] == off[1]  # only the (identical) last segment matters
+    assert all(attention.read_memory for attention in model.attention)  # restored afterwards
+
+
+def test_passkey_table_has_every_length_depth_and_control(model):
+    rows = passkey(model, [4 * SEGMENT, 6 * SEGMENT], ["start", "middle", "end"], samples=2)
+    assert {(r["length"], r["depth"]) for r in rows} == {(n, d) for n in (128, 192) for d in ("start", "middle", "end")}
+    for row in rows:
+        assert row["samples"] == 2 and 0 <= row["memory"] <= 2 and 0 <= row["control"] <= 2
+
+
+def test_recall_plants_a_fact_in_real_text(model):
+    text = public_domain_text("kjv")[:4000]
+    rows = recall(model, text, ["start", "end"], samples=1, max_tokens=6 * SEGMENT)
+    assert [r["depth"] for r in rows] == ["start", "end"] and all(r["samples"] == 1 for r in rows)
+
+
+def test_perplexity_with_and_without_memory(model):
+    text = public_domain_text("kjv")[:3000]
+    result = ppl_with_control(model, text, max_tokens=5 * SEGMENT)
+    assert result["tokens"] == 5 * SEGMENT
+    on, off = result["memory"]["ppl"], result["control"]["ppl"]
+    assert math.isfinite(on) and math.isfinite(off) and on != off
