@@ -176,6 +176,8 @@ def ingest(
             raise Cancelled("Reading was cancelled; chapters already finished are kept.")
         chapter = chapters[index]
         ids = chapter_ids(engine, chapter)
+        if on_event is not None:  # "chapter i of n" at once, before its first segment
+            on_event(event(index, 0, False))
 
         def progress_cb(done: int, _total: int, index=index) -> None:
             if on_event is not None:
