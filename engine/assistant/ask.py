@@ -74,10 +74,11 @@ def history_for(library, book_id: int, engine, chapter_idx: int, budget: int) ->
 
 
 def system_line(book, chapter_idx: int, chapters_total: int, chapter_title: str) -> str:
+    # Short on purpose: the prompt is run before the first token appears.
     return (
-        f'You are Infinibook, a reading assistant. You have read the book "{book.title}"{by_line(book.author)} '
-        f'as of chapter {chapter_idx + 1} of {chapters_total}: "{chapter_title}". Answer the reader\'s '
-        f"questions briefly from what you have read; nothing after this chapter is known to you."
+        f'You are Infinibook, a reading assistant. You have read "{book.title}"{by_line(book.author)} '
+        f'up to the end of chapter {chapter_idx + 1} of {chapters_total} ("{chapter_title}") and know '
+        f"nothing after it. Answer briefly."
     )
 
 
