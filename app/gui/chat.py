@@ -58,6 +58,7 @@ class ChatPanel(QWidget):
         super().__init__(parent)
         self.titles: list[str] = []
         self.chapters_read = 0
+        self.stale = False
         self.bubbles: list[MessageBubble] = []
         self._streaming: MessageBubble | None = None
         self._buffer = ""
@@ -139,6 +140,10 @@ class ChatPanel(QWidget):
                 item.setText(f"{i + 1}. {self.titles[i]}{suffix}")
         self._update_note()
 
+    def set_stale(self, stale: bool) -> None:
+        self.stale = stale
+        self._update_note()
+
     def follow_reader(self, chapter_idx: int) -> None:
         """The selector defaults to the chapter being read."""
         if 0 <= chapter_idx < self.as_of.count():
@@ -155,6 +160,9 @@ class ChatPanel(QWidget):
         chosen = self.as_of_chapter()
         if not self.titles:
             self.note.setVisible(False)
+        elif self.stale:
+            self.note.setText("The book's memory was made with other settings: re-read it to ask questions.")
+            self.note.setVisible(True)
         elif self.chapters_read <= 0:
             self.note.setText("The book has not been read yet: start reading it to ask questions.")
             self.note.setVisible(True)

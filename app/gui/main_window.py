@@ -348,6 +348,7 @@ class MainWindow(QMainWindow):
         self.center.setCurrentWidget(self.reader)
         self.reader.set_chapters(self.chapter_records, usable)
         self.chat.set_chapters(titles, usable)
+        self.chat.set_stale(self.stale)
         self.chat.set_messages(self._load_messages())
         self.summaries.set_book(titles, self._load_summaries(), usable)
         chapter_idx, offset = (tuple(position) + (0, 0))[:2]
@@ -424,6 +425,7 @@ class MainWindow(QMainWindow):
                 record["n_tokens"] = int(n)
 
     def _set_chapters_read(self, n: int) -> None:
+        self.chat.set_stale(self.stale)
         self.reader.set_chapters_read(n)
         self.chat.set_chapters_read(n)
         self.summaries.set_chapters_read(n)
@@ -465,8 +467,12 @@ class MainWindow(QMainWindow):
                 "add",
                 lambda _t, p=path: library.add_path(p),
                 on_done=lambda record, r=read: self._book_added(record, r),
-                on_failed=self.show_error,
+                on_failed=self._add_failed,
             )
+
+    def _add_failed(self, message: str) -> None:
+        self.statusBar().clearMessage()
+        self.show_error(message)
 
     def _book_added(self, record, read: bool) -> None:
         self.status(f"Added “{attr(record, 'title', '')}”.")

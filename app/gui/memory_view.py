@@ -38,7 +38,7 @@ def human_tokens(n: float) -> str:
     if n >= 10_000:
         return f"{n / 1e3:.0f}k"
     if n >= 1000:
-        return f"{n / 1e3:.1f}k"
+        return f"{n / 1e3:.1f}".rstrip("0").rstrip(".") + "k"
     return f"{int(n)}"
 
 
