@@ -862,21 +862,25 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ settings
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.engine_config, self.settings.data_dir, self)
+        dialog = SettingsDialog(self.engine_config, self.current_data_dir(), self)
         if dialog.exec():
             self.apply_settings(dialog.engine_config(), dialog.chosen_data_dir())
+
+    def current_data_dir(self) -> str:
+        return self.data_dir_override or self.settings.data_dir or ""
 
     def apply_settings(self, config: EngineConfig, data_dir: str) -> None:
         busy = [t for t in self.runner.tasks if t.name in ("ingest", "ask", "summary", "engine", "add")
                 and not t.finished.is_set()]
         engine_changed = config != self.engine_config
-        dir_changed = (data_dir or "") != (self.settings.data_dir or "")
+        dir_changed = (data_dir or "") != (self.current_data_dir() or "")
         if (engine_changed or dir_changed) and busy:
             self.show_error("Infinibook is busy reading or writing; cancel or wait for it, then change the settings.")
             return
         if dir_changed:
             self.settings.data_dir = data_dir
             self.settings.sync()
+            self.data_dir_override = None  # the person chose a folder: it wins over --data-dir
             self.reader.flush_position()
             self.book_id = None
             self.open_library()

@@ -36,7 +36,7 @@ def test_changing_the_segment_length_offers_to_reread(make_window, qtbot, settin
     asked = []
     window.confirm = lambda title, text: asked.append(text) or True
 
-    window.apply_settings(EngineConfig(segment=64), window.settings.data_dir)
+    window.apply_settings(EngineConfig(segment=64), window.current_data_dir())
     qtbot.waitUntil(lambda: bool(asked), timeout=60000)
     assert "re-read" in asked[0]
     assert window.engine_info["fingerprint"] != old
@@ -47,7 +47,7 @@ def test_changing_the_segment_length_offers_to_reread(make_window, qtbot, settin
 
     # declining leaves the book marked stale, with a button to re-read it
     window.confirm = lambda *_a: False
-    window.apply_settings(EngineConfig(segment=32), window.settings.data_dir)
+    window.apply_settings(EngineConfig(segment=32), window.current_data_dir())
     qtbot.waitUntil(lambda: window.engine_info["fingerprint"] == old and window._after_engine_reload is None,
                     timeout=30000)
     assert window.stale
@@ -125,3 +125,17 @@ def test_a_missing_model_is_reported_in_one_sentence(make_window, qtbot, tmp_pat
     assert "no-such-model" in message and "\n" not in message.strip() and "Traceback" not in message
     assert window.engine is None
     assert "not loaded" in window.engine_label.text()
+
+
+def test_changing_the_library_folder_opens_that_library(make_window, qtbot, tmp_path, settings_path):
+    window = make_window()
+    read_sample(window, qtbot)
+    first = window.current_data_dir()
+    other = tmp_path / "other-library"
+    window.apply_settings(window.engine_config, str(other))
+    assert window.library.list_books() == []
+    assert window.center.currentWidget() is window.welcome
+    assert AppSettings(settings_path).data_dir == str(other)
+    window.apply_settings(window.engine_config, first)
+    assert len(window.library.list_books()) == 1
+    assert window.errors == []
