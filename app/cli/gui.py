@@ -6,6 +6,8 @@ import argparse
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("gui", help="open the Infinibook window",
                                  description="Open the Infinibook desktop window.")
+    parser.add_argument("files", nargs="*", metavar="BOOK",
+                        help="EPUB, PDF, text or Markdown files to add to the library and open")
     parser.add_argument("--data-dir", default=None,
                         help="library directory for this session (default: the one in Settings, "
                              "$INFINIBOOK_DATA_DIR or the user data dir)")
@@ -18,4 +20,4 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_gui(args: argparse.Namespace) -> int:
     from app.gui.run import run
 
-    return run(data_dir=args.data_dir, settings_path=args.settings)
+    return run(data_dir=args.data_dir, settings_path=args.settings, files=args.files)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def run(*, data_dir: str | None = None, settings_path: str | None = None, engine_factory=None,
-        argv: Sequence[str] | None = None) -> int:
+        argv: Sequence[str] | None = None, files: Sequence[str] = ()) -> int:
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
@@ -26,6 +26,10 @@ def run(*, data_dir: str | None = None, settings_path: str | None = None, engine
     app.setWindowIcon(app_icon())
     window = MainWindow(AppSettings(settings_path), data_dir=data_dir, engine_factory=engine_factory)
     window.show()
+    if files:
+        from pathlib import Path
+
+        window.add_paths([str(Path(f).resolve()) for f in files])
     return app.exec()
 
 
@@ -35,8 +39,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m app.gui")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--settings", default=None)
+    parser.add_argument("files", nargs="*")
     args, rest = parser.parse_known_args()
-    return run(data_dir=args.data_dir, settings_path=args.settings, argv=rest)
+    return run(data_dir=args.data_dir, settings_path=args.settings, argv=rest, files=args.files)
 
 
 if __name__ == "__main__":
