@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -75,25 +76,32 @@ def forked_ingest(data_dir: Path, book_id: int, writer) -> None:
     writer.send({"event": "done"})
 
 
-def kill_after(data_dir: Path, book_id: int, events: int, delay: float, fresh: bool) -> bool:
-    """Run a child, SIGKILL it `delay` s after its `events`-th event; True if it finished first."""
+def kill_after(data_dir: Path, book_id: int, seconds: float, fresh: bool) -> bool:
+    """Run a child, SIGKILL it `seconds` after it is ready to read; True if it finished first.
+
+    Its output is drained by a thread, so it never waits on a full pipe and the kill lands at
+    whatever it is doing then: streaming a segment, serialising, inside the save transaction.
+    """
     child = Child(data_dir, book_id, fresh)
-    seen = 0
-    finished = False
-    try:
+    ready, done = threading.Event(), threading.Event()
+
+    def drain() -> None:
         for message in child.messages():
-            if message.get("event") == "done":
-                finished = True
-                break
             if message.get("event") == "ready":
-                continue
-            seen += 1
-            if seen >= events:
-                time.sleep(delay)
-                break
+                ready.set()
+            elif message.get("event") == "done":
+                done.set()
+        ready.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(timeout=300), "the ingest process did not start"
+        done.wait(timeout=seconds)
     finally:
         child.kill()
-    return finished
+        reader.join(timeout=60)
+    return done.is_set()
 
 
 def check_library(data_dir: Path, book_id: int, engine, done_before: int) -> int:
@@ -115,7 +123,9 @@ def run_kills(tmp_path: Path, kills: int, chapters: int, sentences: int, seed: i
     with api.open_library(reference_dir) as library:
         book = library.resolve(str(book_file), add_paths=True)
         events = []
+        began = time.perf_counter()
         api.ingest(library, book.id, engine, on_event=events.append)
+        duration = time.perf_counter() - began
         expected = final_memory(library, book.id)
     with api.open_library(data_dir) as library:
         assert library.resolve(str(book_file), add_paths=True).id == book.id
@@ -124,8 +134,8 @@ def run_kills(tmp_path: Path, kills: int, chapters: int, sentences: int, seed: i
     resumes = 0
     log = []
     for _ in range(kills):
-        remaining = sum(1 for e in events if e.chapter_index >= done)
-        finished = kill_after(data_dir, book.id, rng.randint(1, max(1, remaining - 1)), rng.uniform(0, 0.01), fresh)
+        remaining = sum(1 for e in events if e.chapter_index >= done) / len(events)
+        finished = kill_after(data_dir, book.id, rng.uniform(0, duration * remaining), fresh)
         done_now = check_library(data_dir, book.id, engine, done)
         resumes += 1
         log.append(f"{done}->{done_now}")
