@@ -4,6 +4,13 @@ Importing this module never imports torch or transformers (the GUI process start
 them); they are loaded when a model is, inside `load_engine`. Chapter indexes are 0-based
 here; people see them 1-based.
 
+`ask(..., as_of=None)` answers from the memory at the end of the last chapter read; a caller
+that follows the reader's position passes that chapter as `as_of` (the window does). Nothing
+after the chosen chapter can reach the answer: the prompt holds no book text and only the
+conversation turns asked as of that chapter or earlier, and the memory is that chapter's
+snapshot. Iterators returned by ask/summarize_* are lazy: errors about the request (unread
+chapter, stale memory) are raised at the call, before the first piece.
+
     library = open_library()
     book = library.resolve("novel.epub", add_paths=True)
     engine = load_engine()
