@@ -21,7 +21,7 @@ def tiny_engine():
     if not _TINY:
         from engine.infini.tiny import tiny_engine as make
 
-        _TINY.append(make(segment=32))
+        _TINY.append(make(segment=64))
     return _TINY[0]
 
 
