@@ -141,7 +141,7 @@ def run_kills(tmp_path: Path, kills: int, chapters: int, sentences: int, seed: i
     log = []
     for _ in range(kills):
         remaining = sum(1 for e in events if e.chapter_index >= done) / len(events)
-        finished = kill_after(data_dir, book.id, rng.uniform(0, duration * remaining), fresh, rng.random() < 0.8)
+        finished = kill_after(data_dir, book.id, rng.uniform(0, 0.5 * duration * remaining), fresh, rng.random() < 0.8)
         done_now = check_library(data_dir, book.id, engine, done)
         resumes += 1
         log.append(f"{done}->{done_now}")
