@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from engine.errors import Cancelled, LibraryError
+from engine.fingerprint import Fingerprint
 
 from .events import IngestEvent, ReadStatus, StaleMemory
 
@@ -54,24 +55,11 @@ def fingerprint_of(engine) -> str | None:
     return str(engine.fingerprint)
 
 
-FINGERPRINT_PARTS = {"base": "base model", "adapter": "memory adapter", "segment": "segment length",
-                     "rule": "memory update rule", "engine": "engine version"}
-
-
-def fingerprint_difference(saved: str, current: str) -> str | None:
-    """The first part that differs, in words (torch-free twin of Fingerprint.difference)."""
-    def parts(text: str) -> dict[str, str]:
-        return dict(item.split("=", 1) for item in text.split(";") if "=" in item)
-
-    then, now = parts(saved), parts(current)
-    for key, name in FINGERPRINT_PARTS.items():
-        if then.get(key) != now.get(key):
-            return f"{name} ({str(then.get(key))[:12]} then, {str(now.get(key))[:12]} now)"
-    return None
-
-
 def stale_message(saved: str, current: str) -> str:
-    difference = fingerprint_difference(saved, current)
+    try:
+        difference = Fingerprint.parse(current).difference(Fingerprint.parse(saved))
+    except LibraryError:
+        difference = None
     what = f"a different {difference}" if difference else "a different model setup"
     return (f"This book was read with {what}, so its saved memory does not fit; "
             f"read it again from the start to rebuild it (ingest with --restart).")
