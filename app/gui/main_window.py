@@ -7,6 +7,7 @@ draws and does quick library reads.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from pathlib import Path
@@ -785,6 +786,10 @@ class MainWindow(QMainWindow):
         if self.book_id is None or self.summary_task is not None:
             return
         readable = 0 if self.stale else self.chapters_done
+        if key == BOOK and readable < len(self.chapter_records):
+            self.show_error(f"A summary of the whole book needs the whole book in memory; "
+                            f"{readable} of {len(self.chapter_records)} chapters are read so far.")
+            return
         if readable <= 0 or (key != BOOK and key >= readable):
             self.show_error("That chapter has not been read yet; summaries need the chapter in memory.")
             return
@@ -798,7 +803,11 @@ class MainWindow(QMainWindow):
             def job(task: Task):
                 with gate.hold(task.is_cancelled):
                     if key == BOOK:
-                        stream = api.summarize_book(library, book_id, engine, should_cancel=task.is_cancelled)
+                        extra = {}
+                        if "on_chapter" in inspect.signature(api.summarize_book).parameters:
+                            extra["on_chapter"] = lambda i, n: task.progress((i, n))
+                        stream = api.summarize_book(library, book_id, engine, should_cancel=task.is_cancelled,
+                                                    **extra)
                     else:
                         stream = api.summarize_chapter(library, book_id, engine, key, should_cancel=task.is_cancelled)
                     for piece in stream:
@@ -810,9 +819,14 @@ class MainWindow(QMainWindow):
                 parts.append(text)
                 self.summaries.append_chunk(text)
 
+            def progress(step) -> None:
+                i, n = step
+                self.summaries.show_status(f"Summarising chapter {i + 1} of {n} first…")
+
             self.summary_task = self.runner.start(
                 "summary", job,
                 on_chunk=chunk,
+                on_progress=progress,
                 on_done=lambda _r: self._summary_done(book_id, key, "".join(parts)),
                 on_cancelled=lambda: self.summaries.end(None),
                 on_failed=self._summary_failed,

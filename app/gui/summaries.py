@@ -107,7 +107,7 @@ class SummariesPanel(QWidget):
             for key in [BOOK, *range(len(self.titles))]:
                 mark = "✓ " if key in self.texts else "    "
                 item = QListWidgetItem(mark + self._label(key))
-                readable = key == BOOK and self.chapters_read > 0 or key != BOOK and key < self.chapters_read
+                readable = self._can_generate(key)
                 if not readable and key not in self.texts:
                     item.setForeground(self.palette().mid())
                 self.list.addItem(item)
@@ -133,8 +133,12 @@ class SummariesPanel(QWidget):
             self.view.setMarkdown(self._buffer or "*Writing…*")
         elif key in self.texts:
             self.view.setMarkdown(self.texts[key])
+        elif key == BOOK and self._can_generate(BOOK):
+            self.view.setMarkdown("*No summary of the whole book yet.* Press **Generate**: chapter summaries "
+                                  "still missing are written first.")
         elif key == BOOK:
-            self.view.setMarkdown("*No summary of the whole book yet.* Generate one from the chapters read so far.")
+            self.view.setMarkdown(f"*A summary of the whole book needs the whole book in memory* "
+                                  f"({self.chapters_read} of {len(self.titles)} chapters read so far).")
         elif key < self.chapters_read:
             self.view.setMarkdown("*No summary of this chapter yet.* Press **Generate**.")
         else:
@@ -144,12 +148,22 @@ class SummariesPanel(QWidget):
     def _update_buttons(self) -> None:
         key = self.current_key() if self.titles else None
         busy = self.generating is not None
-        can = key is not None and (self.chapters_read > 0 if key == BOOK else key < self.chapters_read)
+        can = key is not None and self._can_generate(key)
         self.generate_button.setText("Regenerate" if key in self.texts else "Generate")
         self.generate_button.setEnabled(bool(can) and not busy)
         self.stop_button.setVisible(busy)
         self.copy_button.setEnabled(key in self.texts)
         self.export_button.setEnabled(bool(self.texts))
+
+    def _can_generate(self, key: int) -> bool:
+        if key == BOOK:
+            return bool(self.titles) and self.chapters_read >= len(self.titles)
+        return key < self.chapters_read
+
+    def show_status(self, text: str) -> None:
+        """A line shown while a summary is being prepared (e.g. chapter summaries made first)."""
+        if self.generating is not None and not self._buffer:
+            self.view.setMarkdown(f"*{text}*")
 
     def _generate(self) -> None:
         if self.titles and self.generating is None:
@@ -172,8 +186,8 @@ class SummariesPanel(QWidget):
         self._buffer += text
 
     def _render(self) -> None:
-        if self.generating is not None and self.current_key() == self.generating:
-            self.view.setMarkdown(self._buffer or "*Writing…*")
+        if self.generating is not None and self.current_key() == self.generating and self._buffer:
+            self.view.setMarkdown(self._buffer)
 
     def end(self, text: str | None) -> None:
         self._timer.stop()

@@ -100,6 +100,7 @@ def test_summary_of_unread_chapter_is_refused_with_a_sentence(make_window, qtbot
     window.generate_summary(11)
     assert window.errors and window.errors[-1].endswith(".")
     assert window.summaries.generating is None
-    if done:
-        window.generate_summary(BOOK)
-        wait_idle(qtbot, window)
+    window.summaries.select(BOOK)
+    assert not window.summaries.generate_button.isEnabled()
+    window.generate_summary(BOOK)
+    assert "whole book" in window.errors[-1] and window.summaries.generating is None

@@ -46,8 +46,12 @@ def test_open_read_ask_summarise_close_reopen(make_window, qtbot, tmp_path):
     window.summaries.select(1)  # chapter 2 (keys are 0-based chapter indexes)
     window.summaries.generate_button.click()
     wait_idle(qtbot, window)
+    statuses = []
+    show_status = window.summaries.show_status
+    window.summaries.show_status = lambda text: statuses.append(text) or show_status(text)
     window.generate_summary(BOOK)
     wait_idle(qtbot, window)
+    assert statuses and statuses[0].startswith("Summarising chapter 1 of 6")  # the missing ones first
     assert set(window.summaries.texts) >= {1, BOOK}
     assert window.summaries.generate_button.text() == "Regenerate"
     exported = Path(window.export_summaries(str(tmp_path / "summaries.md")))
