@@ -42,11 +42,11 @@ def open_library(data_dir: str | os.PathLike | None = None):
 
 
 def load_engine(model: str | None = None, *, adapter: str | None = "default", device: str = "auto",
-                segment: int | None = None, rule: str | None = None):
+                segment: int | None = None, rule: str | None = None, dtype: str = "auto"):
     """Load a model (None: the embedded SmolLM2-135M-Instruct) patched for Infini-attention."""
     from engine.infini import load_engine as load
 
-    engine = load(model, adapter=adapter, device=device, segment=segment, rule=rule)
+    engine = load(model, adapter=adapter, device=device, segment=segment, rule=rule, dtype=dtype)
     engine.model_name = _model_name(model)
     return engine
 

@@ -34,6 +34,7 @@ def load_engine(
     segment: int | None = None,
     rule: str | None = None,
     allow_download: bool | None = None,
+    dtype: str = "auto",
 ) -> InfiniModel:
     """Load a base model, patch it, apply an adapter.
 
@@ -44,7 +45,7 @@ def load_engine(
     from .adapter import load_adapter, read_adapter
     from .loading import load_base_model
 
-    lm, tokenizer, base_sha = load_base_model(model, device=device, allow_download=allow_download)
+    lm, tokenizer, base_sha = load_base_model(model, device=device, allow_download=allow_download, dtype=dtype)
     if adapter == "default":
         adapter = str(DEFAULT_ADAPTER) if model is None and DEFAULT_ADAPTER.exists() else None
     trained: dict[str, str] = {}

@@ -118,17 +118,24 @@ def resolve_model_folder(ref: str | os.PathLike | None, allow_download: bool | N
     )
 
 
-def pick_device(device: str = "auto") -> tuple[torch.device, torch.dtype]:
-    """CUDA in bfloat16 when present, else the CPU in float32."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
+    """CUDA in bfloat16 when present, else the CPU in float32; either can be chosen explicitly."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError("CUDA was asked for but no CUDA device is available; use --device cpu.")
     chosen = torch.device(device)
-    return chosen, (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
+    if dtype == "auto":
+        return chosen, (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
+    if dtype not in DTYPES:
+        raise ModelError(f"Unknown precision {dtype!r}; choose auto, float32, bfloat16 or float16.")
+    return chosen, DTYPES[dtype]
 
 
-def load_base_model(ref=None, device: str = "auto", allow_download: bool | None = None):
+def load_base_model(ref=None, device: str = "auto", allow_download: bool | None = None, dtype: str = "auto"):
     """(causal LM in eval mode, tokenizer, base weights sha256)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -144,9 +151,9 @@ def load_base_model(ref=None, device: str = "auto", allow_download: bool | None 
         raise ModelError(
             f"The model's architecture ({config.model_type}) is not supported; choose a Llama, Qwen2 or Mistral model."
         )
-    torch_device, dtype = pick_device(device)
+    torch_device, torch_dtype = pick_device(device, dtype)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=local, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, local_files_only=local, attn_implementation="sdpa")
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=local)
     except Exception as error:
         raise ModelError(f"Could not load the model in {folder} ({error}).") from error

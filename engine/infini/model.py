@@ -192,8 +192,13 @@ class InfiniModel:
         top_p: float = 1.0,
         stop_ids: Sequence[int] = (),
         seed: int | None = None,
+        repetition_penalty: float = 1.0,
     ) -> Iterator[int]:
         """Answer token by token from memory; temperature 0 is greedy.
+
+        `repetition_penalty` > 1 makes tokens this answer already used less likely (as in
+        transformers: positive logits divided, negative multiplied); the prompt is exempt, so
+        names and words from the book can still be quoted. Small greedy models loop without it.
 
         Local attention covers the prompt and the answer so far inside the current segment
         (with a KV cache); every layer also reads memory. When the segment fills, it is
@@ -207,6 +212,7 @@ class InfiniModel:
         caches: Caches | None = None
         pending = list(prompt_ids)
         stops = set(stop_ids)
+        answered: list[int] = []
         for _ in range(max_new_tokens):
             hidden = None
             while pending:  # feed pending tokens, never across a segment boundary
@@ -216,10 +222,12 @@ class InfiniModel:
                 hidden, caches = self.segment_forward(ids, memories, caches)
                 if caches[0].length >= self.segment:
                     memories, caches = self.write(memories, caches), None
-            token = sample_next(self.logits(hidden[:, -1]), temperature, top_p, generator)
+            logits = penalise_repeats(self.logits(hidden[:, -1]), answered, repetition_penalty)
+            token = sample_next(logits, temperature, top_p, generator)
             if token in stops:
                 return
             yield token
+            answered.append(token)
             pending = [token]
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> list[int]:
@@ -242,6 +250,16 @@ class InfiniModel:
             if self.tokenizer is not None and token in self.tokenizer.get_vocab():
                 stops.add(self.tokenizer.convert_tokens_to_ids(token))
         return sorted(stops)
+
+
+def penalise_repeats(logits: torch.Tensor, used: Sequence[int], penalty: float) -> torch.Tensor:
+    if penalty == 1.0 or not used:
+        return logits
+    index = torch.tensor(sorted(set(used)), device=logits.device)
+    chosen = logits[..., index]
+    logits = logits.clone()
+    logits[..., index] = torch.where(chosen > 0, chosen / penalty, chosen * penalty)
+    return logits
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:

@@ -158,3 +158,29 @@ def test_generation_leaves_the_books_memory_untouched(engine):
     before = state.memory.clone()
     list(engine.generate(random_ids(40, seed=3), state, max_new_tokens=5))
     assert torch.equal(state.memory, before)
+
+
+def test_repetition_penalty_discourages_the_answers_own_tokens(engine):
+    from engine.infini.model import penalise_repeats
+
+    logits = torch.tensor([[2.0, -1.0, 1.9, 0.5]])
+    penalised = penalise_repeats(logits, [0, 1], 1.5)
+    assert torch.allclose(penalised, torch.tensor([[2.0 / 1.5, -1.5, 1.9, 0.5]]))
+    assert int(penalised.argmax()) == 2
+    state = engine.new_state()
+    prompt = random_ids(6, seed=11)
+    plain = list(engine.generate(prompt, state, max_new_tokens=24))
+    penalised_run = list(engine.generate(prompt, state, max_new_tokens=24, repetition_penalty=3.0))
+    assert len(set(penalised_run)) >= len(set(plain))
+
+
+def test_bfloat16_model_keeps_a_float32_memory_close_to_the_float32_one(tokenizer):
+    exact = tiny_engine(tokenizer=tokenizer, segment=16, gate_init=0.0)
+    half = tiny_engine(tokenizer=tokenizer, segment=16, gate_init=0.0)
+    half.lm.to(torch.bfloat16)
+    ids = random_ids(80, seed=12)
+    a = exact.stream(ids, exact.new_state())
+    b = half.stream(ids, half.new_state())
+    assert b.memory.dtype == torch.float32 and torch.isfinite(b.memory).all()
+    assert torch.allclose(a.memory, b.memory, rtol=0.1, atol=0.1)
+    assert len(list(half.generate(random_ids(5), b, max_new_tokens=4))) == 4
