@@ -72,7 +72,7 @@ def trained():
         (loss / count).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        losses.append(float(loss / count))
+        losses.append(float(loss.detach() / count))
     return model, losses
 
 
