@@ -24,7 +24,7 @@ UPDATE_RULES = ("delta", "linear")
 
 def sigma(x: torch.Tensor) -> torch.Tensor:
     """Eq. 3's non-linearity: ELU + 1, a positive feature map for linear attention."""
-    return F.elu(x) + 1.0
+    return F.elu(x).add_(1.0)  # in place is safe: ELU's backward keeps its input, not its output
 
 
 def empty_memory(batch: int, kv_heads: int, d_k: int, d_v: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,5 +78,5 @@ def combine(gate_logit: torch.Tensor, memory_output: torch.Tensor, local_output:
 
     gate_logit: (heads,); outputs: (batch, heads, tokens, d_v).
     """
-    g = torch.sigmoid(gate_logit).view(1, -1, 1, 1)
-    return g * memory_output + (1.0 - g) * local_output
+    g = torch.sigmoid(gate_logit.to(memory_output.dtype)).view(1, -1, 1, 1)
+    return torch.lerp(local_output, memory_output, g)  # = g * A_mem + (1 - g) * A_dot, one pass

@@ -1,12 +1,5 @@
 import pytest
 
-from engine.infini.loading import default_tokenizer
-
-
-@pytest.fixture(scope="session")
-def tokenizer():
-    return default_tokenizer()
-
 
 @pytest.fixture(scope="session")
 def real_engine():
