@@ -5,7 +5,9 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_common_options, fail
+from engine.errors import BookError
+
+from .common import add_common_options
 
 
 def _ints(text: str) -> list[int]:
@@ -65,11 +67,18 @@ def _load(args):
 
 
 def _read_text(path: str) -> str:
+    """The whole text of a plain, gzipped or book file; one clear sentence when unreadable."""
+    try:
+        return _read_text_file(Path(path))
+    except OSError as error:
+        raise BookError(f"cannot read {path}; give a readable text file.") from error
+
+
+def _read_text_file(file: Path) -> str:
     import gzip
 
-    file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(path)
+        raise FileNotFoundError(file)
     if file.suffix == ".gz":
         with gzip.open(file, "rt", encoding="utf-8", errors="replace") as handle:
             return handle.read()
@@ -119,10 +128,7 @@ def run_passkey(args) -> int:
 def run_recall(args) -> int:
     from engine.evaluation import recall
 
-    try:
-        text = _read_text(args.file)
-    except OSError:
-        return fail(f"cannot read {args.file}; give a readable text file.")
+    text = _read_text(args.file)
     model = _load(args)
     bar, progress = _progress(args)
     rows = recall(model, text, args.depths, args.samples, max_tokens=args.max_tokens, seed=args.seed,
@@ -136,10 +142,7 @@ def run_recall(args) -> int:
 def run_ppl(args) -> int:
     from engine.evaluation import ppl_with_control
 
-    try:
-        text = _read_text(args.file)
-    except OSError:
-        return fail(f"cannot read {args.file}; give a readable text file.")
+    text = _read_text(args.file)
     model = _load(args)
     bar, progress = _progress(args)
     result = ppl_with_control(model, text, max_tokens=args.max_tokens,
