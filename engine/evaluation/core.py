@@ -36,8 +36,7 @@ def _expand(memories, batch: int):
 def stream_batch(model: InfiniModel, ids: torch.Tensor, memories, progress: Progress | None = None):
     """Write (batch, tokens) into memories segment by segment; tokens must be whole segments."""
     for start in range(0, ids.shape[1], model.segment):
-        _, caches = model.segment_forward(ids[:, start : start + model.segment], memories, hidden_needed=False)
-        memories = model.write(memories, caches)
+        memories = model.stream_segment(ids[:, start : start + model.segment], memories)
         if progress is not None:
             progress(ids.shape[0] * min(model.segment, ids.shape[1] - start), 0)
     return memories

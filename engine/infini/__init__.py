@@ -6,6 +6,7 @@
     state.py      memory state, fingerprint, serialisation
     adapter.py    gates and trained extras, stored apart from the base weights
     loading.py    offline model loading (embedded default, folders, GGUF)
+    allocator.py  CPU: freed activations stay in the process for the next layer
 """
 
 from pathlib import Path
@@ -43,9 +44,12 @@ def load_engine(
     rule default to the adapter's own, since a memory is trained for them.
     """
     from .adapter import load_adapter, read_adapter
+    from .allocator import keep_freed_memory
     from .loading import load_base_model
 
     lm, tokenizer, base_sha = load_base_model(model, device=device, allow_download=allow_download, dtype=dtype)
+    if lm.device.type == "cpu":
+        keep_freed_memory()
     if adapter == "default":
         adapter = str(DEFAULT_ADAPTER) if model is None and DEFAULT_ADAPTER.exists() else None
     trained: dict[str, str] = {}

@@ -63,10 +63,15 @@ class InfiniAttention(nn.Module):
         return projection(hidden).view(batch, tokens, heads, self.head_dim).transpose(1, 2)
 
     def keys_values(self, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> SegmentCache:
-        """Only what the memory write needs: the last layer of a streamed segment stops here."""
         key = self._heads(self.k_proj, hidden, self.num_kv_heads)
         value = self._heads(self.v_proj, hidden, self.num_kv_heads)
         return SegmentCache(apply_rope(key, cos, sin), value, mem.sigma(key.float()))
+
+    def memory_inputs(self, hidden: torch.Tensor) -> SegmentCache:
+        """Only what the memory write needs (no RoPE'd keys): the last layer of a streamed segment."""
+        key = self._heads(self.k_proj, hidden, self.num_kv_heads)
+        value = self._heads(self.v_proj, hidden, self.num_kv_heads)
+        return SegmentCache(key, value, mem.sigma(key.float()))
 
     def forward(
         self,
@@ -90,8 +95,7 @@ class InfiniAttention(nn.Module):
         local = self._local_attention(apply_rope(query, cos, sin), current, past_length=past.length if past else 0)
         if self.read_memory:
             # One memory per key/value head, read by the `group` query heads that share it (eq. 3).
-            sigma_q = mem.sigma(query.float()).reshape(batch, self.num_kv_heads, self.group * tokens, self.head_dim)
-            from_memory = mem.retrieve(sigma_q, memory, norm).view(batch, self.num_heads, tokens, self.head_dim)
+            from_memory = mem.retrieve(mem.sigma(query.float()), *mem.for_query_heads(memory, norm, self.group))
             output = mem.combine(self.gate, from_memory, local.float()).to(local.dtype)  # eq. 6
         else:
             output = local

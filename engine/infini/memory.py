@@ -1,12 +1,12 @@
 """The compressive memory of Infini-attention, equation by equation (arXiv 2404.07143, sec. 2.1).
 
-Shapes, per layer: queries and keys are grouped by key/value head, so one memory serves the
-query heads of its group (grouped-query attention):
+Shapes, per layer: one memory per key/value head (grouped-query attention); a query head reads
+its group's memory, handed to it by `for_query_heads`:
 
-    sigma_q, sigma_k : (batch, kv_heads, tokens, d_k)   tokens = group * segment for queries
-    values           : (batch, kv_heads, tokens, d_v)
+    sigma_k, values  : (batch, kv_heads, tokens, d_k / d_v)
     memory  M        : (batch, kv_heads, d_k, d_v)
     norm    z        : (batch, kv_heads, d_k)
+    sigma_q          : (batch, heads, tokens, d_k), read with M and z repeated per query head
 
 The memory is always kept in float32: the normaliser is a running sum over the whole book and
 would lose precision (or overflow) in half precision.
@@ -32,6 +32,15 @@ def empty_memory(batch: int, kv_heads: int, d_k: int, d_v: int, device=None) -> 
     memory = torch.zeros(batch, kv_heads, d_k, d_v, dtype=torch.float32, device=device)
     norm = torch.zeros(batch, kv_heads, d_k, dtype=torch.float32, device=device)
     return memory, norm
+
+
+def for_query_heads(memory: torch.Tensor, norm: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grouped-query attention: the `group` query heads of a key/value head share its memory.
+
+    Repeating the small M and z (as modeling_llama's repeat_kv does for K and V) lets the queries
+    stay in the layout their projection produced, instead of copying them into groups.
+    """
+    return memory.repeat_interleave(group, dim=1), norm.repeat_interleave(group, dim=1)
 
 
 def retrieve(sigma_q: torch.Tensor, memory: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:

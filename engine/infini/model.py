@@ -110,44 +110,59 @@ class InfiniModel:
 
     def write(self, memories: Memories, caches: Caches) -> Memories:
         """End of a segment: fold its keys and values into every layer's memory (eq. 4 or 5)."""
-        return [
-            mem.update(m, z, cache.sigma_key, cache.value.float(), self.rule)
-            for (m, z), cache in zip(memories, caches, strict=True)
-        ]
+        return [self._write_layer(m, z, cache) for (m, z), cache in zip(memories, caches, strict=True)]
+
+    def _write_layer(self, memory: torch.Tensor, norm: torch.Tensor, cache: SegmentCache):
+        return mem.update(memory, norm, cache.sigma_key, cache.value.float(), self.rule)
 
     # -- one segment ------------------------------------------------------------------------
 
-    def segment_forward(
-        self,
-        input_ids: torch.Tensor,
-        memories: Memories,
-        caches: Caches | None = None,
-        *,
-        hidden_needed: bool = True,
-    ) -> tuple[torch.Tensor | None, Caches]:
-        """Run tokens of the current segment through every layer (no LM head).
-
-        `caches` holds the earlier tokens of this segment (generation); RoPE positions continue
-        from there. With `hidden_needed=False` (streaming into memory) the last layer stops
-        after its keys and values: nothing after them reaches the memory.
-        """
-        past_length = caches[0].length if caches else 0
+    def _embed(self, input_ids: torch.Tensor, past_length: int):
+        """Token embeddings and RoPE cos/sin for positions counted from the segment's start."""
         hidden = self.backbone.embed_tokens(input_ids)
         positions = torch.arange(past_length, past_length + input_ids.shape[1], device=input_ids.device)
         cos, sin = self.backbone.rotary_emb(hidden, positions.unsqueeze(0))
+        return hidden, cos, sin
+
+    @staticmethod
+    def _decoder_layer(layer: nn.Module, hidden, cos, sin, memory, norm, past: SegmentCache | None):
+        """modeling_llama's LlamaDecoderLayer, with the memory passed to the attention."""
+        attended, cache = layer.self_attn(layer.input_layernorm(hidden), cos, sin, memory, norm, past)
+        hidden = hidden + attended
+        return hidden + layer.mlp(layer.post_attention_layernorm(hidden)), cache
+
+    def segment_forward(
+        self, input_ids: torch.Tensor, memories: Memories, caches: Caches | None = None
+    ) -> tuple[torch.Tensor, Caches]:
+        """Run tokens of the current segment through every layer (no LM head).
+
+        `caches` holds the earlier tokens of this segment (generation); RoPE positions continue
+        from there. The memories are read, not written: see `write`.
+        """
+        hidden, cos, sin = self._embed(input_ids, caches[0].length if caches else 0)
         new_caches: Caches = []
+        for index, (layer, (memory, norm)) in enumerate(zip(self.layers, memories, strict=True)):
+            hidden, cache = self._decoder_layer(layer, hidden, cos, sin, memory, norm, caches[index] if caches else None)
+            new_caches.append(cache)
+        return hidden, new_caches
+
+    def stream_segment(self, input_ids: torch.Tensor, memories: Memories) -> Memories:
+        """One whole segment into memory: what `segment_forward` then `write` give, for less.
+
+        Each layer writes its memory as soon as it has attended (its read used the memory from
+        before this segment, as eq. 3 asks), so no layer's keys and values outlive the layer,
+        and the last layer stops after its keys and values: nothing later reaches the memory.
+        """
+        hidden, cos, sin = self._embed(input_ids, 0)
+        written: Memories = []
         last = len(self.layers) - 1
         for index, (layer, (memory, norm)) in enumerate(zip(self.layers, memories, strict=True)):
-            attention: InfiniAttention = layer.self_attn
-            normed = layer.input_layernorm(hidden)
-            if index == last and not hidden_needed:
-                new_caches.append(attention.keys_values(normed, cos, sin))
-                return None, new_caches
-            attended, cache = attention(normed, cos, sin, memory, norm, caches[index] if caches else None)
-            new_caches.append(cache)
-            hidden = hidden + attended
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
-        return hidden, new_caches
+            if index == last:
+                cache = layer.self_attn.memory_inputs(layer.input_layernorm(hidden))
+            else:
+                hidden, cache = self._decoder_layer(layer, hidden, cos, sin, memory, norm, None)
+            written.append(self._write_layer(memory, norm, cache))
+        return written
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm.lm_head(self.backbone.norm(hidden))
@@ -173,8 +188,7 @@ class InfiniModel:
         for start in range(0, total, self.segment):
             if should_cancel is not None and should_cancel():
                 raise Cancelled("Reading was cancelled; chapters already finished are kept.")
-            _, caches = self.segment_forward(ids[:, start : start + self.segment], memories, hidden_needed=False)
-            memories = self.write(memories, caches)
+            memories = self.stream_segment(ids[:, start : start + self.segment], memories)
             if progress is not None:
                 progress(min(start + self.segment, total), total)
         return MemoryState.from_layers(memories, state.fingerprint, state.tokens + total)

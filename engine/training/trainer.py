@@ -141,12 +141,12 @@ def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, s
 
         def step(chunk, chunk_labels, *flat, need_loss=need_loss, write=write):
             memories = _unflatten(list(flat))
-            hidden, caches = model.segment_forward(chunk, memories, hidden_needed=need_loss)
-            outputs = [torch.zeros((), device=chunk.device)]
-            if need_loss:
-                mask = chunk_labels != -100
-                logits = model.logits(hidden[mask]).float()
-                outputs[0] = F.cross_entropy(logits, chunk_labels[mask], reduction="sum")
+            if not need_loss:  # a segment that is only read into memory
+                return (torch.zeros((), device=chunk.device), *_flatten(model.stream_segment(chunk, memories)))
+            hidden, caches = model.segment_forward(chunk, memories)
+            mask = chunk_labels != -100
+            logits = model.logits(hidden[mask]).float()
+            outputs = [F.cross_entropy(logits, chunk_labels[mask], reduction="sum")]
             if write:
                 outputs += _flatten(model.write(memories, caches))
             return tuple(outputs)

@@ -44,10 +44,9 @@ def test_each_query_head_reads_its_own_groups_memory(engine):
     norm = torch.ones(1, kv_heads, d)
     sigma_q = torch.rand(1, heads, 5, d) + 0.5
     group = heads // kv_heads
-    grouped = sigma_q.reshape(1, kv_heads, group * 5, d)
     from engine.infini import memory as mem
 
-    out = mem.retrieve(grouped, memory, norm).view(1, heads, 5, d)
+    out = mem.retrieve(sigma_q, *mem.for_query_heads(memory, norm, group))
     for head in range(heads):
         assert torch.allclose(out[0, head], torch.full((5, d), float(head // group)), atol=1e-5)
 
@@ -71,6 +70,19 @@ def test_streaming_in_one_go_equals_save_load_continue(engine):
     assert torch.equal(one_go.memory, continued.memory)
     assert torch.equal(one_go.norm, continued.norm)
     assert continued.tokens == one_go.tokens
+
+
+def test_streaming_a_segment_equals_reading_it_then_writing_it(engine):
+    """stream_segment writes layer by layer and skips the last layer's output; same memory."""
+    memories = engine.stream(random_ids(2 * engine.segment, seed=3), engine.new_state()).layers()
+    segment = torch.tensor([random_ids(engine.segment, seed=4)])
+    with torch.inference_mode():
+        streamed = engine.stream_segment(segment, memories)
+        _, caches = engine.segment_forward(segment, memories)
+        written = engine.write(memories, caches)
+    for (m_streamed, z_streamed), (m_written, z_written), (m_before, _) in zip(streamed, written, memories, strict=True):
+        assert torch.allclose(m_streamed, m_written, atol=1e-6) and torch.allclose(z_streamed, z_written)
+        assert not torch.allclose(m_streamed, m_before)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
