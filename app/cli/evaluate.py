@@ -113,30 +113,31 @@ def _print_rows(rows, args, model) -> None:
         print(f"{row['length']:>8} {row['depth']:>7} {n:>3} {row['memory'] / n:>8.0%} {row['control'] / n:>10.0%}")
 
 
-def run_passkey(args) -> int:
-    from engine.evaluation import passkey
-
+def _run_table(args, evaluate) -> int:
+    """Load the model, run `evaluate(model, progress)` under a progress bar, print its rows."""
     model = _load(args)
     bar, progress = _progress(args)
-    rows = passkey(model, args.lengths, args.depths, args.samples, seed=args.seed, batch=args.batch, progress=progress)
+    rows = evaluate(model, progress)
     if bar:
         bar.close()
     _print_rows(rows, args, model)
     return 0
+
+
+def run_passkey(args) -> int:
+    from engine.evaluation import passkey
+
+    return _run_table(args, lambda model, progress: passkey(
+        model, args.lengths, args.depths, args.samples, seed=args.seed, batch=args.batch, progress=progress))
 
 
 def run_recall(args) -> int:
     from engine.evaluation import recall
 
     text = _read_text(args.file)
-    model = _load(args)
-    bar, progress = _progress(args)
-    rows = recall(model, text, args.depths, args.samples, max_tokens=args.max_tokens, seed=args.seed,
-                  batch=args.batch, progress=progress)
-    if bar:
-        bar.close()
-    _print_rows(rows, args, model)
-    return 0
+    return _run_table(args, lambda model, progress: recall(
+        model, text, args.depths, args.samples, max_tokens=args.max_tokens, seed=args.seed,
+        batch=args.batch, progress=progress))
 
 
 def run_ppl(args) -> int:
