@@ -62,16 +62,16 @@ class InfiniAttention(nn.Module):
         batch, tokens, _ = hidden.shape
         return projection(hidden).view(batch, tokens, heads, self.head_dim).transpose(1, 2)
 
-    def keys_values(self, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> SegmentCache:
-        key = self._heads(self.k_proj, hidden, self.num_kv_heads)
-        value = self._heads(self.v_proj, hidden, self.num_kv_heads)
-        return SegmentCache(apply_rope(key, cos, sin), value, mem.sigma(key.float()))
-
     def memory_inputs(self, hidden: torch.Tensor) -> SegmentCache:
-        """Only what the memory write needs (no RoPE'd keys): the last layer of a streamed segment."""
+        """Keys before RoPE, values and sigma(K): all the memory write needs (the last streamed layer)."""
         key = self._heads(self.k_proj, hidden, self.num_kv_heads)
         value = self._heads(self.v_proj, hidden, self.num_kv_heads)
         return SegmentCache(key, value, mem.sigma(key.float()))
+
+    def keys_values(self, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> SegmentCache:
+        """The same with RoPE applied to the keys, for local attention."""
+        plain = self.memory_inputs(hidden)
+        return SegmentCache(apply_rope(plain.key, cos, sin), plain.value, plain.sigma_key)
 
     def forward(
         self,
