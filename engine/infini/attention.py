@@ -23,7 +23,7 @@ GATE_LOCAL_ONLY = -30.0
 class SegmentCache:
     """What one layer has seen of the current, unfinished segment."""
 
-    key: torch.Tensor  # (batch, kv_heads, tokens, d) after RoPE: local attention
+    key: torch.Tensor  # (batch, kv_heads, tokens, d) after RoPE for local attention (memory_inputs: before)
     value: torch.Tensor  # (batch, kv_heads, tokens, d)
     sigma_key: torch.Tensor  # (batch, kv_heads, tokens, d) float32, sigma(K) before RoPE: memory write
 
