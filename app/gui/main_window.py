@@ -7,7 +7,6 @@ draws and does quick library reads.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from pathlib import Path
@@ -803,11 +802,8 @@ class MainWindow(QMainWindow):
             def job(task: Task):
                 with gate.hold(task.is_cancelled):
                     if key == BOOK:
-                        extra = {}
-                        if "on_chapter" in inspect.signature(api.summarize_book).parameters:
-                            extra["on_chapter"] = lambda i, n: task.progress((i, n))
                         stream = api.summarize_book(library, book_id, engine, should_cancel=task.is_cancelled,
-                                                    **extra)
+                                                    on_chapter=lambda i, n: task.progress((i, n)))
                     else:
                         stream = api.summarize_chapter(library, book_id, engine, key, should_cancel=task.is_cancelled)
                     for piece in stream:

@@ -18,20 +18,6 @@ from pathlib import Path
 QUESTION = "Who is speaking in the last chapter, and what do they ask for?"
 
 
-def write_prose_book(path: Path, tokens: int, chapters: int) -> Path:
-    from engine.texts import public_domain_text
-
-    text = public_domain_text("kjv")
-    chars = min(len(text), tokens * 4)  # ~4 characters per token of English prose
-    per = chars // chapters
-    parts = []
-    for i in range(chapters):
-        body = text[i * per : (i + 1) * per].strip()
-        parts.append(f"# Chapter {i + 1}\n\n{body}\n")
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
-
-
 class CountingEngine:
     """The engine, with the tokens of every generate() call counted and timed."""
 
@@ -61,6 +47,7 @@ def run_bench_ask(model: str | None = None, *, adapter: str | None = "default", 
                   question: str = QUESTION, threads: int | None = None) -> dict:
     from engine import api
     from engine.reading import load_state
+    from engine.texts import write_prose_book
 
     if threads:
         import torch

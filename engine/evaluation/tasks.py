@@ -89,10 +89,7 @@ def recall(model: InfiniModel, text: str, depths: Sequence[str], samples: int = 
 def _recall_example(tokenizer, text_ids, total, depth, rng, segment):
     """One fact at `depth` of the text itself (not a random window): prompts share the text."""
     subject, name = rng.choice(data.FACT_SUBJECTS), rng.choice(data.FACT_NAMES)
-    fact = tokenizer.encode(f" The {subject} is called {name}. ", add_special_tokens=False)
-    question = tokenizer.encode(f"\n\nQuestion: Who is the {subject}? Answer: The {subject} is called",
-                                add_special_tokens=False)
-    answer_ids = tokenizer.encode(f" {name}.", add_special_tokens=False)
+    fact, question, answer_ids = data.fact_tokens(tokenizer, subject, name)
     prose_length = total - len(fact) - len(question)  # every prompt is exactly `total` tokens
     room = total - segment - len(fact)
     if prose_length < 0 or room < 0:

