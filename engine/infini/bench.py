@@ -9,6 +9,7 @@ The passes take turns segment by segment, and each segment's fastest of `repeats
 
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -53,42 +54,59 @@ def _timed(work, *args):
     return time.perf_counter() - started, result
 
 
-def bench_ingest(model: InfiniModel, tokens: int = 16384, repeats: int = 2) -> IngestBenchmark:
-    """Segment by segment, the three passes take turns on the same segment (in rotating order),
-    and each keeps its fastest of `repeats` runs: a shared machine's load drifts over minutes,
-    and interleaving makes all three see the same drift."""
-    ids = torch.tensor([prose_token_ids(model, tokens)], device=model.device)
+Pass = tuple[Callable, object]  # work(segment, carry) -> next carry; the first carry
+
+
+def time_interleaved(passes: dict[str, Pass], segments: list[torch.Tensor], repeats: int = 2):
+    """Seconds per pass over all segments, and each pass's last carry (its memory, say).
+
+    Segment by segment, the passes take turns on the same segment (in rotating order), and each
+    keeps its fastest of `repeats` runs: a shared machine's load drifts over minutes, and
+    interleaving makes all passes see the same drift.
+    """
+    names = list(passes)
+    carries = {name: first for name, (_, first) in passes.items()}
+    totals = dict.fromkeys(names, 0.0)
+    for name, (work, _) in passes.items():  # warm-up
+        work(segments[0], carries[name])
+    for index, segment in enumerate(segments):
+        best, results = dict.fromkeys(names, float("inf")), {}
+        for repeat in range(repeats):
+            shift = (index + repeat) % len(names)
+            for name in names[shift:] + names[:shift]:
+                elapsed, results[name] = _timed(passes[name][0], segment, carries[name])
+                best[name] = min(best[name], elapsed)
+        carries = results
+        for name in names:
+            totals[name] += best[name]
+    return totals, carries
+
+
+def ingest_passes(model: InfiniModel) -> dict[str, Pass]:
+    """Our streaming, the unpatched model's plain forward, and its backbone alone."""
     decoder = model.lm.get_decoder()
 
-    def infini(segment, state):
-        return model.stream(segment[0], state)
-
-    def baseline(segment, _state):
+    def baseline(segment, _carry):
         with model.unpatched() as lm:
             lm(input_ids=segment, use_cache=False)
 
-    def backbone(segment, _state):
+    def backbone(segment, _carry):
         with model.unpatched():
             decoder(input_ids=segment, use_cache=False)
 
-    passes = [("infini", infini), ("baseline", baseline), ("backbone", backbone)]
-    totals = {name: 0.0 for name, _ in passes}
-    state = model.new_state()
+    return {
+        "infini": (lambda segment, state: model.stream(segment[0], state), model.new_state()),
+        "baseline": (baseline, None),
+        "backbone": (backbone, None),
+    }
+
+
+def bench_ingest(model: InfiniModel, tokens: int = 16384, repeats: int = 2) -> IngestBenchmark:
+    ids = torch.tensor([prose_token_ids(model, tokens)], device=model.device)
+    passes = ingest_passes(model)
     with torch.inference_mode():
-        segments = list(ids.split(model.segment, dim=1))
-        for _, work in passes:  # warm-up
-            work(segments[0], state)
-        for index, segment in enumerate(segments):
-            best, next_state = dict.fromkeys(totals, float("inf")), state
-            for repeat in range(repeats):
-                shift = (index + repeat) % len(passes)
-                for name, work in passes[shift:] + passes[:shift]:
-                    elapsed, result = _timed(work, segment, state)
-                    best[name] = min(best[name], elapsed)
-                    next_state = result if name == "infini" else next_state
-            for name in totals:
-                totals[name] += best[name]
-            state = next_state
+        totals, carries = time_interleaved(passes, list(ids.split(model.segment, dim=1)), repeats)
+    state = carries["infini"]
     speed = {name: tokens / seconds for name, seconds in totals.items()}
     return IngestBenchmark(
         tokens=tokens,
