@@ -10,7 +10,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, model: bool = False) 
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     if model:
         parser.add_argument("--model", default=None, help="local HF directory or GGUF file (default: embedded SmolLM2-135M-Instruct)")
-        parser.add_argument("--adapter", default=None, help="Infini adapter .safetensors (default: the shipped one, if any)")
+        parser.add_argument("--adapter", default=None, help="Infini adapter .safetensors (default: the shipped one; none: untrained gates)")
         parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
         parser.add_argument("--allow-download", action="store_true",
                             help="let --model name a Hugging Face hub id and download it (needs a network)")

@@ -155,6 +155,7 @@ def run_ppl(args) -> int:
     else:
         print(_header(model))
         print(f"tokens: {result['tokens']}")
-        print(f"perplexity with memory: {result['memory']['ppl']:.3f}")
-        print(f"perplexity memory-off:  {result['control']['ppl']:.3f}")
+        print(f"perplexity with memory:  {result['memory']['ppl']:.3f}")
+        print(f"perplexity empty memory: {result['empty_memory']['ppl']:.3f}  (gates on, nothing written)")
+        print(f"perplexity memory-off:   {result['control']['ppl']:.3f}")
     return 0

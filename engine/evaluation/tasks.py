@@ -102,8 +102,12 @@ def _recall_example(tokenizer, text_ids, total, depth, rng, segment):
 
 @torch.inference_mode()
 def perplexity(model: InfiniModel, text: str, *, max_tokens: int | None = None, memory: bool = True,
-               progress=None) -> dict:
-    """Token-level perplexity of a text streamed segment by segment, the memory read on or off."""
+               write: bool = True, progress=None) -> dict:
+    """Token-level perplexity of a text streamed segment by segment, the memory read on or off.
+
+    write=False keeps the memory empty while reading it: the gates still take their share from
+    local attention but nothing comes back, which tells what the retrieved memory itself adds.
+    """
     ids = model.tokenizer.encode(text, add_special_tokens=False)
     if max_tokens:
         ids = ids[: max_tokens + 1]
@@ -121,7 +125,7 @@ def perplexity(model: InfiniModel, text: str, *, max_tokens: int | None = None, 
             logits = model.logits(hidden).float()
             nll += float(F.cross_entropy(logits[0], targets[0], reduction="sum"))
             count += targets.shape[1]
-            if memory:
+            if memory and write:
                 memories = model.write(memories, caches)
             if progress is not None:
                 progress(count, total)
@@ -133,8 +137,9 @@ def perplexity(model: InfiniModel, text: str, *, max_tokens: int | None = None, 
 
 def ppl_with_control(model: InfiniModel, text: str, *, max_tokens: int | None = None, progress=None) -> dict:
     on = perplexity(model, text, max_tokens=max_tokens, memory=True, progress=progress)
+    empty = perplexity(model, text, max_tokens=max_tokens, write=False)
     off = perplexity(model, text, max_tokens=max_tokens, memory=False)
-    return {"task": "ppl", "tokens": on["tokens"], "memory": on, "control": off}
+    return {"task": "ppl", "tokens": on["tokens"], "memory": on, "empty_memory": empty, "control": off}
 
 
 __all__ = ["passkey", "recall", "perplexity", "ppl_with_control", "stream_batch", "DEPTH_NAMES"]

@@ -40,7 +40,7 @@ def load_engine(
     """Load a base model, patch it, apply an adapter.
 
     adapter: a path, "default" (the shipped adapter when the model is the embedded default and
-    the file exists) or None (untrained gates: segment-local attention only). Segment length and
+    the file exists), or None or "none" (untrained gates: segment-local attention only). Segment length and
     rule default to the adapter's own, since a memory is trained for them.
     """
     from .adapter import load_adapter, read_adapter
@@ -52,6 +52,8 @@ def load_engine(
         keep_freed_memory()
     if adapter == "default":
         adapter = str(DEFAULT_ADAPTER) if model is None and DEFAULT_ADAPTER.exists() else None
+    elif adapter == "none":
+        adapter = None
     trained: dict[str, str] = {}
     if adapter:
         _, trained = read_adapter(adapter)

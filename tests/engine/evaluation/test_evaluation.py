@@ -63,5 +63,5 @@ def test_perplexity_with_and_without_memory(model):
     text = public_domain_text("kjv")[:3000]
     result = ppl_with_control(model, text, max_tokens=5 * SEGMENT)
     assert result["tokens"] == 5 * SEGMENT
-    on, off = result["memory"]["ppl"], result["control"]["ppl"]
-    assert math.isfinite(on) and math.isfinite(off) and on != off
+    on, empty, off = (result[k]["ppl"] for k in ("memory", "empty_memory", "control"))
+    assert all(map(math.isfinite, (on, empty, off))) and len({on, empty, off}) == 3

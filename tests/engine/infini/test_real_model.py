@@ -1,5 +1,7 @@
 """A bounded set of checks on the embedded default model, SmolLM2-135M-Instruct."""
 
+import hashlib
+
 import pytest
 import torch
 
@@ -20,11 +22,28 @@ def test_local_only_one_segment_equals_unpatched_default_model(real_engine):
     assert torch.allclose(got, expected, atol=1e-4)
 
 
-def test_default_model_answers_a_factual_question_through_the_memory_path(real_engine):
-    tokenizer = real_engine.tokenizer
+@pytest.fixture(params=["untrained", "shipped"])
+def engine(request, real_engine, shipped_engine):
+    return real_engine if request.param == "untrained" else shipped_engine
+
+
+def test_default_model_answers_a_factual_question_through_the_memory_path(engine):
+    tokenizer = engine.tokenizer
     text = "Paris is the capital and largest city of France. " * 20
-    state = real_engine.stream(tokenizer.encode(text), real_engine.new_state())
-    assert state.tokens > real_engine.segment  # several segments went through memory
-    prompt = real_engine.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
-    answer = tokenizer.decode(list(real_engine.generate(prompt, state, max_new_tokens=24, stop_ids=real_engine.stop_ids())))
+    state = engine.stream(tokenizer.encode(text), engine.new_state())
+    assert state.tokens > engine.segment  # several segments went through memory
+    prompt = engine.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
+    answer = tokenizer.decode(list(engine.generate(prompt, state, max_new_tokens=24, stop_ids=engine.stop_ids())))
     assert "Paris" in answer
+
+
+def test_the_shipped_adapter_loads_by_default_and_none_opts_out():
+    from engine.infini import DEFAULT_ADAPTER, GATE_LOCAL_ONLY, load_engine
+
+    shipped = load_engine(device="cpu")
+    assert shipped.adapter_sha == hashlib.sha256(DEFAULT_ADAPTER.read_bytes()).hexdigest()
+    assert shipped.segment == 1024  # the segment it was trained at, stamped in the file
+    assert max(float(torch.sigmoid(a.gate).max()) for a in shipped.attention) > 0.1
+    untrained = load_engine(adapter="none", device="cpu")
+    assert untrained.adapter_sha == "none"
+    assert all(bool((a.gate == GATE_LOCAL_ONLY).all()) for a in untrained.attention)
