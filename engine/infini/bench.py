@@ -101,13 +101,17 @@ def ingest_passes(model: InfiniModel) -> dict[str, Pass]:
     }
 
 
-def bench_ingest(model: InfiniModel, tokens: int = 16384, repeats: int = 2) -> IngestBenchmark:
+def prose_speeds(model: InfiniModel, passes: dict[str, Pass], tokens: int, repeats: int = 2):
+    """Tokens/s of each pass over the same `tokens` tokens of prose, and each pass's last carry."""
     ids = torch.tensor([prose_token_ids(model, tokens)], device=model.device)
-    passes = ingest_passes(model)
     with torch.inference_mode():
         totals, carries = time_interleaved(passes, list(ids.split(model.segment, dim=1)), repeats)
+    return {name: tokens / seconds for name, seconds in totals.items()}, carries
+
+
+def bench_ingest(model: InfiniModel, tokens: int = 16384, repeats: int = 2) -> IngestBenchmark:
+    speed, carries = prose_speeds(model, ingest_passes(model), tokens, repeats)
     state = carries["infini"]
-    speed = {name: tokens / seconds for name, seconds in totals.items()}
     return IngestBenchmark(
         tokens=tokens,
         segment=model.segment,

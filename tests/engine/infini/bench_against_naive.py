@@ -8,22 +8,17 @@ Prints tokens/s of all four passes and each one's ratio to the plain forward and
 import json
 import sys
 
-import torch
-
 from engine.infini import load_engine
-from engine.infini.bench import ingest_passes, prose_token_ids, time_interleaved
+from engine.infini.bench import ingest_passes, prose_speeds
 
 from .naive_reference import naive_segment
 
 
 def main(tokens: int = 16384, segment: int = 1024) -> dict:
     model = load_engine(None, adapter="default", device="auto", segment=segment)
-    ids = torch.tensor([prose_token_ids(model, tokens)], device=model.device)
     passes = ingest_passes(model)
     passes["naive"] = (lambda chunk, memories: naive_segment(model, chunk, memories)[1], model.empty_memories())
-    with torch.inference_mode():
-        totals, _ = time_interleaved(passes, list(ids.split(segment, dim=1)))
-    speed = {name: tokens / seconds for name, seconds in totals.items()}
+    speed, _ = prose_speeds(model, passes, tokens)
     report = {f"{name}_tokens_per_s": round(value, 1) for name, value in speed.items()}
     for name in ("infini", "naive"):
         report[f"{name}_ratio"] = round(speed[name] / speed["baseline"], 3)
