@@ -32,14 +32,18 @@ class SegmentCache:
         return self.key.shape[-2]
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE as in modeling_llama; cos/sin: (batch, tokens, d), positions inside the segment."""
-    return x * cos.unsqueeze(1) + rotate_half(x) * sin.unsqueeze(1)
+    """RoPE as in modeling_llama: x * cos + rotate_half(x) * sin, rotate_half(x) = (-x2, x1).
+
+    cos/sin: (batch, tokens, d), positions inside the segment. Adding each half's rotated term
+    in place skips building rotate_half(x): three passes over the queries instead of five.
+    """
+    half = x.shape[-1] // 2
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    rotated = x * cos
+    rotated[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1.0)
+    rotated[..., half:].addcmul_(x[..., :half], sin[..., half:])
+    return rotated
 
 
 class InfiniAttention(nn.Module):

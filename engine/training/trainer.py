@@ -219,7 +219,7 @@ def save_checkpoint(path: Path, model: InfiniModel, optimizer, state: TrainState
 
 
 def load_checkpoint(path: Path, model: InfiniModel, optimizer, rng) -> TrainState:
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code: tensors and plain data only
     named = dict(model.lm.named_parameters())
     with torch.no_grad():
         for name, value in saved["params"].items():

@@ -20,11 +20,16 @@ def random_segment(tokens=7, d=5, seed=0):
     return mem.sigma(k), v
 
 
-def test_sigma_is_elu_plus_one_and_non_negative():
-    x = torch.linspace(-30, 5, 100)
-    assert torch.all(mem.sigma(x) >= 0)  # exactly 0 only where exp(x) underflows next to 1
-    assert torch.all(mem.sigma(x[x > -15]) > 0)
-    assert torch.allclose(mem.sigma(torch.tensor([0.0, 2.0])), torch.tensor([1.0, 3.0]))
+def test_sigma_is_elu_plus_one_in_value_and_gradient():
+    x = torch.linspace(-30, 30, 1001, dtype=torch.float64).float().requires_grad_()
+    reference = x.detach().clone().requires_grad_()
+    ours, elu_plus_one = mem.sigma(x), torch.nn.functional.elu(reference) + 1
+    assert torch.allclose(ours, elu_plus_one, rtol=1e-6, atol=1e-7)
+    assert torch.all(ours > 0)  # positive everywhere here, so sigma(Q) z > 0 once written
+    ours.sum().backward()
+    elu_plus_one.sum().backward()
+    assert torch.allclose(x.grad, reference.grad, rtol=1e-6, atol=1e-7)
+    assert torch.equal(mem.sigma(torch.tensor([0.0, 2.0])), torch.tensor([1.0, 3.0]))
 
 
 def test_empty_memory_retrieves_exact_zero_without_nan():
