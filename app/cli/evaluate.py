@@ -118,7 +118,7 @@ def _run_table(args, evaluate) -> int:
     model = _load(args)
     bar, progress = _progress(args)
     rows = evaluate(model, progress)
-    if bar:
+    if bar is not None:
         bar.close()
     _print_rows(rows, args, model)
     return 0
@@ -147,8 +147,8 @@ def run_ppl(args) -> int:
     model = _load(args)
     bar, progress = _progress(args)
     result = ppl_with_control(model, text, max_tokens=args.max_tokens,
-                              progress=(lambda done, total: bar.update(done - bar.n)) if bar else None)
-    if bar:
+                              progress=(lambda done, total: bar.update(done - bar.n)) if bar is not None else None)
+    if bar is not None:
         bar.close()
     if args.json:
         print(json.dumps({"segment": model.segment, "adapter": model.adapter_sha, **result}))

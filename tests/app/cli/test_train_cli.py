@@ -38,3 +38,12 @@ def test_train_then_eval_on_a_tiny_model(tmp_path, capsys):
 def test_eval_of_a_missing_file_is_one_sentence(capsys):
     assert main(["eval", "ppl", "/nonexistent/book.txt", "--tiny"]) != 0
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_eval_table_with_a_progress_bar_prints_its_rows(capsys):
+    # The bar has no total (prompts share prefixes): closing it must not ask bool() of a tqdm.
+    code = main(["eval", "passkey", "--tiny", "--segment", "32", "--lengths", "128", "--depths", "middle",
+                 "--samples", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "memory-off" in out and "middle" in out
