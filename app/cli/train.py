@@ -59,6 +59,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tasks", type=_tasks, default={"passkey": 0.6, "facts": 0.2, "text": 0.2},
                         help="task mix, e.g. passkey=0.6,facts=0.2,text=0.2")
     parser.add_argument("--gate-init", type=float, default=0.0, help="initial gate logit (0 = sigmoid 0.5)")
+    parser.add_argument("--init-adapter", default=None,
+                        help="start from this adapter's gates and LoRA (its rank and targets) instead of --gate-init")
     parser.add_argument("--gate-lr", type=float, default=1e-1)
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--lora-rank", type=int, default=8, help="0 = gates only")
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         advance_loss=args.advance_loss, stage_max_steps=args.stage_max_steps, tasks=args.tasks,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), rule=args.rule,
-        memory_layers=_layers(args.memory_layers), checkpointing=not args.no_checkpointing, save_every=args.save_every, seed=args.seed,
+        memory_layers=_layers(args.memory_layers), init_adapter=args.init_adapter, checkpointing=not args.no_checkpointing, save_every=args.save_every, seed=args.seed,
     )
     if args.tiny:
         from engine.infini.tiny import tiny_engine

@@ -78,7 +78,8 @@ def merge_lora(model: InfiniModel) -> None:
         del model.lm.peft_config
 
 
-def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, name: str) -> None:
+def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, name: str, merge: bool = True) -> None:
+    """Apply an adapter's LoRA; merged for inference, or left as trainable peft layers."""
     from peft import set_peft_model_state_dict
 
     try:
@@ -91,7 +92,8 @@ def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, 
     result = set_peft_model_state_dict(model.lm, {k: v.to(model.device) for k, v in state.items()})
     if getattr(result, "unexpected_keys", None):
         raise ModelError(f"The adapter {name} does not fit this model's layers; choose a matching adapter.")
-    merge_lora(model)
+    if merge:
+        merge_lora(model)
 
 
 def gate_tensors(model: InfiniModel) -> dict[str, torch.Tensor]:
@@ -141,8 +143,12 @@ def read_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     return tensors, metadata
 
 
-def load_adapter(model: InfiniModel, path: str | os.PathLike, *, check_base: bool = True) -> dict[str, str]:
-    """Set the gates (and trained extras) from an adapter file; returns its metadata."""
+def load_adapter(model: InfiniModel, path: str | os.PathLike, *, check_base: bool = True,
+                 merge: bool = True) -> dict[str, str]:
+    """Set the gates (and trained extras) from an adapter file; returns its metadata.
+
+    merge=False keeps its LoRA as peft layers, so training can continue from it.
+    """
     tensors, metadata = read_adapter(path)
     if check_base and metadata.get("base_sha") not in (model.base_sha, None):
         raise ModelError(
@@ -155,6 +161,6 @@ def load_adapter(model: InfiniModel, path: str | os.PathLike, *, check_base: boo
                 raise ModelError(f"The adapter {Path(path).name} does not fit this model's layers; choose a matching adapter.")
             attention.gate.copy_(gate)
     if metadata.get("lora"):
-        _load_lora(model, tensors, metadata["lora"], Path(path).name)
+        _load_lora(model, tensors, metadata["lora"], Path(path).name, merge=merge)
     model.adapter_sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return metadata

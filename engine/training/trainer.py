@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from engine.infini.adapter import add_lora, save_adapter
+from engine.infini.adapter import add_lora, load_adapter, save_adapter
 from engine.infini.attention import GATE_LOCAL_ONLY
 from engine.infini.model import InfiniModel
 
@@ -56,6 +56,7 @@ class TrainConfig:
     key_digits: int = 5
     grad_clip: float = 1.0
     warmup: int = 5
+    init_adapter: str | None = None  # continue from this adapter's gates and LoRA instead of gate_init
     checkpointing: bool = True
     text: str = "kjv"
     seed: int = 0
@@ -72,12 +73,15 @@ def setup(model: InfiniModel, config: TrainConfig) -> list[torch.nn.Parameter]:
         p.requires_grad_(False)
     model.rule = config.rule
     layers = _memory_layers(model, config)
-    if config.lora_rank > 0:  # peft freezes everything but LoRA: the gates are unfrozen after it
+    if config.init_adapter:  # its gates and LoRA (rank, targets, layers) are where training starts
+        load_adapter(model, config.init_adapter, merge=False)
+    elif config.lora_rank > 0:  # peft freezes everything but LoRA: the gates are unfrozen after it
         add_lora(model, rank=config.lora_rank, alpha=config.lora_alpha, targets=config.lora_targets,
                  layers=sorted(layers))
     with torch.no_grad():
         for i, attention in enumerate(model.attention):
-            attention.gate.fill_(config.gate_init if i in layers else GATE_LOCAL_ONLY)
+            if not config.init_adapter:
+                attention.gate.fill_(config.gate_init if i in layers else GATE_LOCAL_ONLY)
             attention.gate.requires_grad_(i in layers)
     return trainable(model, config.extra_trainable)
 

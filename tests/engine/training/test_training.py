@@ -85,18 +85,44 @@ def test_tiny_model_learns_a_key_through_memory(trained):
     assert max(float(torch.sigmoid(a.gate).max()) for a in model.attention) > 0.5
 
 
+def fresh_with_trained_base(model: InfiniModel) -> InfiniModel:
+    """A new tiny model with `model`'s MLP and embeddings: the fixture trained those too, no adapter carries them."""
+    fresh = small_vocab_model()
+    trained_params = dict(model.lm.named_parameters())
+    with torch.no_grad():
+        for name, q in fresh.lm.named_parameters():
+            if ".mlp." in name or "embed" in name:
+                q.copy_(trained_params[name])
+    return fresh
+
+
+def test_training_can_start_from_an_adapter(trained, tmp_path):
+    model, _ = trained
+    path = save_adapter(model, tmp_path / "adapter.safetensors")
+    fresh = fresh_with_trained_base(model)
+    params = setup(fresh, tiny_config(init_adapter=str(path), gate_init=-5.0, lora_rank=2, extra_trainable=()))
+    for ours, theirs in zip(fresh.attention, model.attention, strict=True):
+        assert torch.equal(ours.gate, theirs.gate) and ours.gate.requires_grad  # not gate_init
+    lora = [p for p in params if p.dim() == 2]
+    assert lora and all(p.requires_grad for p in lora)
+    assert {p.shape[0] for p in lora} | {p.shape[1] for p in lora} >= {8}  # the adapter's rank 8, not 2
+    saved = read_adapter(save_adapter(fresh, tmp_path / "again.safetensors"))[0]
+    for name, tensor in read_adapter(path)[0].items():
+        assert torch.equal(saved[name], tensor), name
+    ids, _, _ = key_batch(2, 2, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, _ = model.segment_forward(ids[:, :SEGMENT], model.empty_memories(2))
+        got, _ = fresh.segment_forward(ids[:, :SEGMENT], fresh.empty_memories(2))
+    assert torch.allclose(expected, got, atol=1e-4)
+
+
 def test_adapter_round_trip_with_lora(trained, tmp_path):
     model, _ = trained
     path = save_adapter(model, tmp_path / "adapter.safetensors")
     tensors, metadata = read_adapter(path)
     assert any(k.startswith("lora.") for k in tensors) and "lora" in metadata
     assert int(metadata["segment"]) == SEGMENT
-    fresh = small_vocab_model()
-    trained_params = dict(model.lm.named_parameters())
-    with torch.no_grad():  # this test also trained the MLP and embeddings, which no adapter carries
-        for name, q in fresh.lm.named_parameters():
-            if ".mlp." in name or "embed" in name:
-                q.copy_(trained_params[name])
+    fresh = fresh_with_trained_base(model)
     load_adapter(fresh, path)
     assert fresh.adapter_sha != "none"
     ids, _, _ = key_batch(2, 2, torch.Generator().manual_seed(1))
