@@ -47,3 +47,15 @@ def test_the_shipped_adapter_loads_by_default_and_none_opts_out():
     untrained = load_engine(adapter="none", device="cpu")
     assert untrained.adapter_sha == "none"
     assert all(bool((a.gate == GATE_LOCAL_ONLY).all()) for a in untrained.attention)
+
+
+def test_the_experimental_passkey_adapter_finds_the_key_only_through_memory():
+    # Three 1,024-token segments: the key sits in the first or the second, the question in the last.
+    from engine.evaluation import passkey
+    from engine.infini import DEFAULT_ADAPTER, load_engine
+
+    adapter = DEFAULT_ADAPTER.with_name("smollm2-135m-instruct-infini-seg1024-passkey.safetensors")
+    engine = load_engine(adapter=str(adapter), device="cpu")
+    assert engine.segment == 1024
+    rows = passkey(engine, [3072], ["start", "end"], samples=1, seed=3, batch=2)
+    assert [(r["memory"], r["control"]) for r in rows] == [(1, 0), (1, 0)], rows
