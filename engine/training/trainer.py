@@ -75,14 +75,15 @@ def setup(model: InfiniModel, config: TrainConfig) -> list[torch.nn.Parameter]:
     layers = _memory_layers(model, config)
     if config.init_adapter:  # its gates and LoRA (rank, targets, layers) are where training starts
         load_adapter(model, config.init_adapter, merge=False)
-    elif config.lora_rank > 0:  # peft freezes everything but LoRA: the gates are unfrozen after it
-        add_lora(model, rank=config.lora_rank, alpha=config.lora_alpha, targets=config.lora_targets,
-                 layers=sorted(layers))
-    with torch.no_grad():
-        for i, attention in enumerate(model.attention):
-            if not config.init_adapter:
+    else:
+        if config.lora_rank > 0:  # peft freezes everything but LoRA: the gates are unfrozen below
+            add_lora(model, rank=config.lora_rank, alpha=config.lora_alpha, targets=config.lora_targets,
+                     layers=sorted(layers))
+        with torch.no_grad():
+            for i, attention in enumerate(model.attention):
                 attention.gate.fill_(config.gate_init if i in layers else GATE_LOCAL_ONLY)
-            attention.gate.requires_grad_(i in layers)
+    for i, attention in enumerate(model.attention):
+        attention.gate.requires_grad_(i in layers)
     return trainable(model, config.extra_trainable)
 
 
