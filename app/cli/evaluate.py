@@ -98,6 +98,18 @@ def _progress(args, total: int | None = None):
     return bar, (lambda done, _total: bar.update(done))
 
 
+def _count_to(bar):
+    """A progress callback for a bar whose total is only known once the run reports it."""
+    if bar is None:
+        return None
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update
+
+
 def _header(model) -> str:
     return f"model fingerprint: adapter={model.adapter_sha[:12]} segment={model.segment} rule={model.rule}"
 
@@ -147,7 +159,7 @@ def run_ppl(args) -> int:
     model = _load(args)
     bar, progress = _progress(args)
     result = ppl_with_control(model, text, max_tokens=args.max_tokens,
-                              progress=(lambda done, total: bar.update(done - bar.n)) if bar is not None else None)
+                              progress=_count_to(bar))
     if bar is not None:
         bar.close()
     if args.json:

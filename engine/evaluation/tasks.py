@@ -135,11 +135,17 @@ def perplexity(model: InfiniModel, text: str, *, max_tokens: int | None = None, 
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+PPL_PASSES = {"memory": {}, "empty_memory": {"write": False}, "control": {"memory": False}}
+
+
 def ppl_with_control(model: InfiniModel, text: str, *, max_tokens: int | None = None, progress=None) -> dict:
-    on = perplexity(model, text, max_tokens=max_tokens, memory=True, progress=progress)
-    empty = perplexity(model, text, max_tokens=max_tokens, write=False)
-    off = perplexity(model, text, max_tokens=max_tokens, memory=False)
-    return {"task": "ppl", "tokens": on["tokens"], "memory": on, "empty_memory": empty, "control": off}
+    """Perplexity with memory, with an empty memory and memory-off; progress counts all three passes."""
+    results = {}
+    for index, (name, options) in enumerate(PPL_PASSES.items()):
+        step = None if progress is None else (
+            lambda done, total, index=index: progress(index * total + done, len(PPL_PASSES) * total))
+        results[name] = perplexity(model, text, max_tokens=max_tokens, progress=step, **options)
+    return {"task": "ppl", "tokens": results["memory"]["tokens"], **results}
 
 
 __all__ = ["passkey", "recall", "perplexity", "ppl_with_control", "stream_batch", "DEPTH_NAMES"]

@@ -65,3 +65,12 @@ def test_perplexity_with_and_without_memory(model):
     assert result["tokens"] == 5 * SEGMENT
     on, empty, off = (result[k]["ppl"] for k in ("memory", "empty_memory", "control"))
     assert all(map(math.isfinite, (on, empty, off))) and len({on, empty, off}) == 3
+
+
+def test_perplexity_progress_covers_all_three_passes(model):
+    reports = []
+    ppl_with_control(model, public_domain_text("kjv")[:3000], max_tokens=3 * SEGMENT,
+                     progress=lambda done, total: reports.append((done, total)))
+    dones = [done for done, _ in reports]
+    assert dones == sorted(dones) and {total for _, total in reports} == {9 * SEGMENT}
+    assert dones[-1] == 9 * SEGMENT
