@@ -65,6 +65,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--lora-rank", type=int, default=8, help="0 = gates only")
     parser.add_argument("--lora-targets", default="q_proj,k_proj,v_proj")
+    parser.add_argument("--lora-memory-only", action="store_true",
+                        help="LoRA changes only the memory's queries, keys and values; local attention stays the base "
+                             "model's (memory off = the base model exactly)")
     parser.add_argument("--memory-layers", default=None,
                         help="layers whose memory trains, e.g. 10-29 or 4,8,12 (default all); the rest stay local-only")
     parser.add_argument("--rule", default="delta", choices=("delta", "linear"))
@@ -87,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         curriculum=args.curriculum, min_segments=args.min_segments, max_segments=max(args.curriculum),
         advance_loss=args.advance_loss, stage_max_steps=args.stage_max_steps, tasks=args.tasks,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
-        lora_targets=tuple(t for t in args.lora_targets.split(",") if t), rule=args.rule,
+        lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,
+        rule=args.rule,
         memory_layers=_layers(args.memory_layers), init_adapter=args.init_adapter, checkpointing=not args.no_checkpointing, save_every=args.save_every, seed=args.seed,
     )
     if args.tiny:

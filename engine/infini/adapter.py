@@ -8,6 +8,8 @@ Optional LoRA weights on the attention projections (trained through peft) are st
 `lora.{peft state-dict key}` with their peft configuration in the metadata (`lora`). Loading
 applies them to *copies* of the projections inside the Infini layers and merges them, so
 inference runs at base speed and `InfiniModel.unpatched()` still gives the untouched base model.
+LoRA trained for the memory path only (`memory_only`) stays unmerged: local attention must keep
+the base projections, and the low-rank addition costs little next to a second projection.
 """
 
 import copy
@@ -30,18 +32,22 @@ PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 def add_lora(model: InfiniModel, *, rank: int = 8, alpha: int = 16, targets=("q_proj", "k_proj", "v_proj"),
-             layers=None, dropout: float = 0.0):
+             layers=None, dropout: float = 0.0, memory_only: bool = False):
     """Inject peft LoRA layers into the Infini layers' projections; returns the peft LoraConfig.
 
     The projections are copied first: the base model's own attention (used by `unpatched()`)
-    keeps the original, LoRA-free weights.
+    keeps the original, LoRA-free weights. memory_only: LoRA changes the memory's queries, keys
+    and values, never local attention's (o_proj, which serves both, cannot be a target then).
     """
     from peft import LoraConfig, inject_adapter_in_model
 
     bad = set(targets) - set(PROJECTIONS)
     if bad:
         raise ModelError(f"LoRA targets must be attention projections {PROJECTIONS}, not {sorted(bad)}.")
+    if memory_only and "o_proj" in targets:
+        raise ModelError("LoRA on the memory path only can target q_proj, k_proj and v_proj, not o_proj.")
     for attention in model.attention:
+        attention.lora_in_local = not memory_only
         for name in targets:
             setattr(attention, name, copy.deepcopy(getattr(attention, name)))
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
@@ -57,11 +63,15 @@ def lora_tensors(model: InfiniModel) -> dict[str, torch.Tensor]:
     return {LORA_PREFIX + k: v.detach().float().cpu().contiguous() for k, v in state.items()}
 
 
-def lora_metadata(config) -> str:
+def lora_metadata(model: InfiniModel, config) -> str:
     return json.dumps({
         "r": config.r, "lora_alpha": config.lora_alpha, "target_modules": sorted(config.target_modules),
-        "layers_to_transform": config.layers_to_transform,
+        "layers_to_transform": config.layers_to_transform, "memory_only": lora_memory_only(model),
     })
+
+
+def lora_memory_only(model: InfiniModel) -> bool:
+    return not model.attention[0].lora_in_local
 
 
 def merge_lora(model: InfiniModel) -> None:
@@ -85,14 +95,14 @@ def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, 
     try:
         options = json.loads(spec)
         add_lora(model, rank=int(options["r"]), alpha=options["lora_alpha"], targets=tuple(options["target_modules"]),
-                 layers=options.get("layers_to_transform"))
+                 layers=options.get("layers_to_transform"), memory_only=bool(options.get("memory_only", False)))
     except (ValueError, KeyError, TypeError) as error:
         raise ModelError(f"The adapter {name} has an unreadable LoRA description; choose another adapter.") from error
     state = {k[len(LORA_PREFIX):]: v for k, v in tensors.items() if k.startswith(LORA_PREFIX)}
     result = set_peft_model_state_dict(model.lm, {k: v.to(model.device) for k, v in state.items()})
     if getattr(result, "unexpected_keys", None):
         raise ModelError(f"The adapter {name} does not fit this model's layers; choose a matching adapter.")
-    if merge:
+    if merge and not lora_memory_only(model):
         merge_lora(model)
 
 
@@ -115,7 +125,7 @@ def save_adapter(model: InfiniModel, path: str | os.PathLike, extra: dict[str, t
         "info": json.dumps(info or {}),
     }
     if lora_config is not None:
-        metadata["lora"] = lora_metadata(lora_config)
+        metadata["lora"] = lora_metadata(model, lora_config)
     tmp = path.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
     os.replace(tmp, path)

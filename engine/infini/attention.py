@@ -26,10 +26,35 @@ class SegmentCache:
     key: torch.Tensor  # (batch, kv_heads, tokens, d) after RoPE for local attention (memory_inputs: before)
     value: torch.Tensor  # (batch, kv_heads, tokens, d)
     sigma_key: torch.Tensor  # (batch, kv_heads, tokens, d) float32, sigma(K) before RoPE: memory write
+    memory_value: torch.Tensor | None = None  # V for the memory write when it differs from local V (LoRA)
 
     @property
     def length(self) -> int:
         return self.key.shape[-2]
+
+    @property
+    def written_value(self) -> torch.Tensor:
+        return self.value if self.memory_value is None else self.memory_value
+
+    def extended(self, new: "SegmentCache") -> "SegmentCache":
+        """This segment's earlier tokens followed by `new` ones (generation, token by token)."""
+        memory_value = None if new.memory_value is None else torch.cat((self.memory_value, new.memory_value), dim=-2)
+        return SegmentCache(
+            torch.cat((self.key, new.key), dim=-2),
+            torch.cat((self.value, new.value), dim=-2),
+            torch.cat((self.sigma_key, new.sigma_key), dim=-2),
+            memory_value,
+        )
+
+
+def lora_addition(projection: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """What a peft LoRA layer adds to its base layer's output: sum of B(A(x)) * scaling."""
+    addition = 0
+    for name in projection.active_adapters:
+        if name in projection.lora_A:
+            down, up = projection.lora_A[name], projection.lora_B[name]
+            addition = addition + up(down(projection.lora_dropout[name](hidden))) * projection.scaling[name]
+    return addition
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -61,21 +86,32 @@ class InfiniAttention(nn.Module):
         self.gate = nn.Parameter(torch.full((self.num_heads,), float(gate_init), dtype=torch.float32))
         # False = the memory-off control: local attention only, the memory is neither read nor needed.
         self.read_memory = True
+        # False = LoRA on the projections serves only the memory's Q/K/V: local attention keeps the
+        # base model's projections, so with the memory off the layer is exactly the base layer.
+        self.lora_in_local = True
 
-    def _heads(self, projection: nn.Module, hidden: torch.Tensor, heads: int) -> torch.Tensor:
-        batch, tokens, _ = hidden.shape
-        return projection(hidden).view(batch, tokens, heads, self.head_dim).transpose(1, 2)
+    def _heads(self, output: torch.Tensor) -> torch.Tensor:
+        batch, tokens, _ = output.shape
+        return output.view(batch, tokens, -1, self.head_dim).transpose(1, 2)
+
+    def _project(self, projection: nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(for local attention, for the memory): one tensor unless LoRA is on the memory path only."""
+        if self.lora_in_local or not hasattr(projection, "lora_A"):
+            heads = self._heads(projection(hidden))
+            return heads, heads
+        base = projection.get_base_layer()(hidden)
+        return self._heads(base), self._heads(base + lora_addition(projection, hidden))
 
     def memory_inputs(self, hidden: torch.Tensor) -> SegmentCache:
         """Keys before RoPE, values and sigma(K): all the memory write needs (the last streamed layer)."""
-        key = self._heads(self.k_proj, hidden, self.num_kv_heads)
-        value = self._heads(self.v_proj, hidden, self.num_kv_heads)
-        return SegmentCache(key, value, mem.sigma(key.float()))
+        key, memory_key = self._project(self.k_proj, hidden)
+        value, memory_value = self._project(self.v_proj, hidden)
+        return SegmentCache(key, value, mem.sigma(memory_key.float()), None if memory_value is value else memory_value)
 
     def keys_values(self, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> SegmentCache:
         """The same with RoPE applied to the keys, for local attention."""
         plain = self.memory_inputs(hidden)
-        return SegmentCache(apply_rope(plain.key, cos, sin), plain.value, plain.sigma_key)
+        return SegmentCache(apply_rope(plain.key, cos, sin), plain.value, plain.sigma_key, plain.memory_value)
 
     def forward(
         self,
@@ -88,18 +124,15 @@ class InfiniAttention(nn.Module):
     ) -> tuple[torch.Tensor, SegmentCache]:
         """Attend to the segment so far (past + these tokens) and read memory of earlier segments."""
         batch, tokens, _ = hidden.shape
-        query = self._heads(self.q_proj, hidden, self.num_heads)
+        query, memory_query = self._project(self.q_proj, hidden)
         current = self.keys_values(hidden, cos, sin)
         if past is not None:
-            current = SegmentCache(
-                torch.cat((past.key, current.key), dim=-2),
-                torch.cat((past.value, current.value), dim=-2),
-                torch.cat((past.sigma_key, current.sigma_key), dim=-2),
-            )
+            current = past.extended(current)
         local = self._local_attention(apply_rope(query, cos, sin), current, past_length=past.length if past else 0)
         if self.read_memory:
             # One memory per key/value head, read by the `group` query heads that share it (eq. 3).
-            from_memory = mem.retrieve(mem.sigma(query.float()), *mem.for_query_heads(memory, norm, self.group))
+            sigma_query = mem.sigma(memory_query.float())
+            from_memory = mem.retrieve(sigma_query, *mem.for_query_heads(memory, norm, self.group))
             output = mem.combine(self.gate, from_memory, local.float()).to(local.dtype)  # eq. 6
         else:
             output = local

@@ -113,7 +113,7 @@ class InfiniModel:
         return [self._write_layer(m, z, cache) for (m, z), cache in zip(memories, caches, strict=True)]
 
     def _write_layer(self, memory: torch.Tensor, norm: torch.Tensor, cache: SegmentCache):
-        return mem.update(memory, norm, cache.sigma_key, cache.value.float(), self.rule)
+        return mem.update(memory, norm, cache.sigma_key, cache.written_value.float(), self.rule)
 
     # -- one segment ------------------------------------------------------------------------
 

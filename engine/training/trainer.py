@@ -50,6 +50,7 @@ class TrainConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
+    lora_memory_only: bool = False  # LoRA on the memory's Q/K/V only; local attention stays the base model's
     memory_layers: tuple[int, ...] | None = None  # layers whose memory trains; the rest stay local-only
     weight_decay: float = 0.0
     extra_trainable: tuple[str, ...] = ()  # base parameter names containing these also train (tiny tests)
@@ -78,7 +79,7 @@ def setup(model: InfiniModel, config: TrainConfig) -> list[torch.nn.Parameter]:
     else:
         if config.lora_rank > 0:  # peft freezes everything but LoRA: the gates are unfrozen below
             add_lora(model, rank=config.lora_rank, alpha=config.lora_alpha, targets=config.lora_targets,
-                     layers=sorted(layers))
+                     layers=sorted(layers), memory_only=config.lora_memory_only)
         with torch.no_grad():
             for i, attention in enumerate(model.attention):
                 attention.gate.fill_(config.gate_init if i in layers else GATE_LOCAL_ONLY)

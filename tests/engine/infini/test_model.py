@@ -5,6 +5,7 @@ import torch
 
 from engine.errors import FingerprintMismatch, ModelError
 from engine.infini import InfiniModel
+from engine.infini.adapter import add_lora
 from engine.infini.state import MemoryState
 from engine.infini.tiny import tiny_engine, tiny_llama
 
@@ -12,6 +13,21 @@ from engine.infini.tiny import tiny_engine, tiny_llama
 @pytest.fixture(scope="module")
 def engine(tokenizer):
     return tiny_engine(tokenizer=tokenizer, segment=16, gate_init=0.0)
+
+
+@pytest.fixture(scope="module")
+def memory_lora_engine(tokenizer):
+    """LoRA on the memory path only (random, non-zero): memory K/V differ from local attention's."""
+    model = tiny_engine(tokenizer=tokenizer, segment=16, gate_init=0.0)
+    add_lora(model, rank=4, memory_only=True)
+    with torch.no_grad():
+        for name, p in model.lm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(len(name)))
+    return model
+
+
+both_engines = pytest.mark.parametrize("engine_name", ["engine", "memory_lora_engine"])
 
 
 def random_ids(n, seed=0, vocab=49152):
@@ -72,8 +88,10 @@ def test_streaming_in_one_go_equals_save_load_continue(engine):
     assert continued.tokens == one_go.tokens
 
 
-def test_streaming_a_segment_equals_reading_it_then_writing_it(engine):
+@both_engines
+def test_streaming_a_segment_equals_reading_it_then_writing_it(engine_name, request):
     """stream_segment writes layer by layer and skips the last layer's output; same memory."""
+    engine = request.getfixturevalue(engine_name)
     memories = engine.stream(random_ids(2 * engine.segment, seed=3), engine.new_state()).layers()
     segment = torch.tensor([random_ids(engine.segment, seed=4)])
     with torch.inference_mode():
@@ -132,7 +150,9 @@ def naive_next_token(engine, sequence, state):
         return int(engine.logits(hidden[:, -1]).argmax())
 
 
-def test_generation_with_cache_equals_recomputation_across_segment_boundaries(engine):
+@both_engines
+def test_generation_with_cache_equals_recomputation_across_segment_boundaries(engine_name, request):
+    engine = request.getfixturevalue(engine_name)
     state = engine.stream(random_ids(40, seed=5), engine.new_state())
     prompt = random_ids(13, seed=6)  # 13 + 20 new tokens cross two segment boundaries of 16
     generated = list(engine.generate(prompt, state, max_new_tokens=20))

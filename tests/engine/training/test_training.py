@@ -181,3 +181,52 @@ def test_hundred_segments_of_streaming_stay_finite(trained):
     assert torch.isfinite(state.memory).all() and torch.isfinite(state.norm).all()
     hidden, _ = model.segment_forward(torch.tensor([ids[:SEGMENT]]), [(m, z) for m, z in state.layers()])
     assert torch.isfinite(hidden).all() and math.isfinite(float(state.norm.max()))
+
+
+def memory_only_lora_model() -> InfiniModel:
+    """Gates open and LoRA B non-zero, so both the memory and LoRA change what comes out."""
+    model = small_vocab_model()
+    setup(model, tiny_config(lora_memory_only=True, lora_targets=("q_proj", "k_proj", "v_proj"), extra_trainable=()))
+    with torch.no_grad():
+        for name, p in model.lm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(len(name)))
+    return model
+
+
+def two_segments(model: InfiniModel, ids: torch.Tensor):
+    """Hidden states of the second segment after the first was written, and that memory."""
+    first, caches = model.segment_forward(ids[:, :SEGMENT], model.empty_memories(ids.shape[0]))
+    memories = model.write(model.empty_memories(ids.shape[0]), caches)
+    second, _ = model.segment_forward(ids[:, SEGMENT:], memories)
+    return second, memories
+
+
+def test_memory_only_lora_leaves_local_attention_to_the_base():
+    ids, _, _ = key_batch(2, 2, torch.Generator().manual_seed(3))
+    model, base = memory_only_lora_model(), small_vocab_model()
+    with torch.no_grad():
+        (ours, our_memories), (theirs, their_memories) = two_segments(model, ids), two_segments(base, ids)
+        assert not torch.allclose(our_memories[0][0], their_memories[0][0]), "LoRA changes what is written"
+        assert not torch.allclose(ours, theirs, atol=1e-3), "... and what is read"
+        model.set_memory_read(False)
+        base.set_memory_read(False)
+        assert torch.allclose(two_segments(model, ids)[0], two_segments(base, ids)[0], atol=1e-6), "memory off = base"
+
+
+def test_memory_only_lora_learns_through_the_memory_and_round_trips(tmp_path):
+    model = memory_only_lora_model()
+    ids, labels, _ = key_batch(2, 3, torch.Generator().manual_seed(4))
+    loss, count = sequence_loss(model, ids, labels, SEGMENT, checkpointing=True)
+    (loss / count).backward()
+    lora = {n: p for n, p in model.lm.named_parameters() if "lora_A" in n}
+    assert {n.split(".")[-4] for n in lora} == {"q_proj", "k_proj", "v_proj"}
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in lora.values())
+    path = save_adapter(model, tmp_path / "memory-only.safetensors")
+    assert json.loads(read_adapter(path)[1]["lora"])["memory_only"] is True
+    fresh = small_vocab_model()
+    load_adapter(fresh, path)  # merge=True is ignored: merging would put LoRA into local attention
+    assert all(not a.lora_in_local and hasattr(a.q_proj, "lora_A") for a in fresh.attention)
+    with torch.no_grad():
+        assert torch.allclose(two_segments(model, ids[:, :2 * SEGMENT])[0], two_segments(fresh, ids[:, :2 * SEGMENT])[0],
+                              atol=1e-5)
