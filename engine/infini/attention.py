@@ -131,8 +131,7 @@ class InfiniAttention(nn.Module):
         local = self._local_attention(apply_rope(query, cos, sin), current, past_length=past.length if past else 0)
         if self.read_memory:
             # One memory per key/value head, read by the `group` query heads that share it (eq. 3).
-            sigma_query = mem.sigma(memory_query.float())
-            from_memory = mem.retrieve(sigma_query, *mem.for_query_heads(memory, norm, self.group))
+            from_memory = mem.retrieve(mem.sigma(memory_query.float()), *mem.for_query_heads(memory, norm, self.group))
             output = mem.combine(self.gate, from_memory, local.float()).to(local.dtype)  # eq. 6
         else:
             output = local

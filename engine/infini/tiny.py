@@ -48,3 +48,12 @@ def tiny_engine(*, segment: int = 32, rule: str = "delta", gate_init: float = GA
     tokenizer = tokenizer if tokenizer is not None else default_tokenizer()
     lm = tiny_llama(len(tokenizer), **model_options)
     return InfiniModel(lm, tokenizer, segment=segment, rule=rule, base_sha=state_dict_sha256(lm), gate_init=gate_init)
+
+
+def randomize_lora(model: InfiniModel, std: float = 0.5) -> InfiniModel:
+    """Give every LoRA B a seeded random value: fresh LoRA adds zero, so a test could not see it."""
+    with torch.no_grad():
+        for name, p in model.lm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, std, generator=torch.Generator().manual_seed(len(name)))
+    return model

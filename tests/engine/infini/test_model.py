@@ -7,7 +7,7 @@ from engine.errors import FingerprintMismatch, ModelError
 from engine.infini import InfiniModel
 from engine.infini.adapter import add_lora
 from engine.infini.state import MemoryState
-from engine.infini.tiny import tiny_engine, tiny_llama
+from engine.infini.tiny import randomize_lora, tiny_engine, tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +20,7 @@ def memory_lora_engine(tokenizer):
     """LoRA on the memory path only (random, non-zero): memory K/V differ from local attention's."""
     model = tiny_engine(tokenizer=tokenizer, segment=16, gate_init=0.0)
     add_lora(model, rank=4, memory_only=True)
-    with torch.no_grad():
-        for name, p in model.lm.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(len(name)))
-    return model
+    return randomize_lora(model)
 
 
 both_engines = pytest.mark.parametrize("engine_name", ["engine", "memory_lora_engine"])

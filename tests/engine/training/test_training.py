@@ -15,7 +15,7 @@ import torch
 from engine.evaluation.core import Prompt, exact, score_prompts
 from engine.infini.adapter import load_adapter, read_adapter, save_adapter
 from engine.infini.model import InfiniModel
-from engine.infini.tiny import tiny_engine, tiny_llama
+from engine.infini.tiny import randomize_lora, tiny_engine, tiny_llama
 from engine.training import TrainConfig, data, sequence_loss, setup, train
 from engine.training.trainer import make_optimizer
 
@@ -187,11 +187,7 @@ def memory_only_lora_model() -> InfiniModel:
     """Gates open and LoRA B non-zero, so both the memory and LoRA change what comes out."""
     model = small_vocab_model()
     setup(model, tiny_config(lora_memory_only=True, lora_targets=("q_proj", "k_proj", "v_proj"), extra_trainable=()))
-    with torch.no_grad():
-        for name, p in model.lm.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(len(name)))
-    return model
+    return randomize_lora(model)
 
 
 def two_segments(model: InfiniModel, ids: torch.Tensor):
