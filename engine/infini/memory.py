@@ -12,6 +12,7 @@ The memory is always kept in float32: the normaliser is a running sum over the w
 would lose precision (or overflow) in half precision.
 """
 
+import functools
 import math
 
 import torch
@@ -36,6 +37,18 @@ def sigma(x: torch.Tensor) -> torch.Tensor:
     return torch.exp2(x.clamp(max=0.0).mul_(LOG2_E)) + x.clamp(min=0.0)
 
 
+def in_float32(equation):
+    """Runs an equation with autocast off: mixed-precision training would otherwise round the
+    memory's products (and the running normaliser inside them) to bfloat16."""
+
+    @functools.wraps(equation)
+    def without_autocast(first: torch.Tensor, *args, **kwargs):
+        with torch.autocast(first.device.type, enabled=False):
+            return equation(first, *args, **kwargs)
+
+    return without_autocast
+
+
 def empty_memory(batch: int, kv_heads: int, d_k: int, d_v: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """M_0 = 0 and z_0 = 0: the first segment retrieves nothing."""
     memory = torch.zeros(batch, kv_heads, d_k, d_v, dtype=torch.float32, device=device)
@@ -52,6 +65,7 @@ def for_query_heads(memory: torch.Tensor, norm: torch.Tensor, group: int) -> tup
     return memory.repeat_interleave(group, dim=1), norm.repeat_interleave(group, dim=1)
 
 
+@in_float32
 def retrieve(sigma_q: torch.Tensor, memory: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
     """Eq. 3: A_mem = sigma(Q) M_{s-1} / (sigma(Q) z_{s-1}).
 
@@ -63,6 +77,7 @@ def retrieve(sigma_q: torch.Tensor, memory: torch.Tensor, norm: torch.Tensor) ->
     return numerator / denominator.clamp_min(DENOMINATOR_FLOOR)
 
 
+@in_float32
 def update_linear(memory: torch.Tensor, norm: torch.Tensor, sigma_k: torch.Tensor, values: torch.Tensor):
     """Eq. 4: M_s = M_{s-1} + sigma(K)^T V;  z_s = z_{s-1} + sum_t sigma(K_t)."""
     memory = memory + sigma_k.transpose(-2, -1) @ values
@@ -70,6 +85,7 @@ def update_linear(memory: torch.Tensor, norm: torch.Tensor, sigma_k: torch.Tenso
     return memory, norm
 
 
+@in_float32
 def update_delta(memory: torch.Tensor, norm: torch.Tensor, sigma_k: torch.Tensor, values: torch.Tensor):
     """Eq. 5: M_s = M_{s-1} + sigma(K)^T (V - sigma(K) M_{s-1} / (sigma(K) z_{s-1})).
 

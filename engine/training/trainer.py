@@ -59,6 +59,7 @@ class TrainConfig:
     warmup: int = 5
     init_adapter: str | None = None  # continue from this adapter's gates and LoRA instead of gate_init
     checkpointing: bool = True
+    precision: str = "auto"  # bf16 autocast: "auto" on CUDA only; "bf16" on the CPU too (~1.3x on AVX512-BF16)
     text: str = "kjv"
     seed: int = 0
     save_every: int = 20
@@ -123,6 +124,17 @@ def _flatten(memories):
 
 def _unflatten(flat):
     return list(zip(flat[0::2], flat[1::2], strict=True))
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def mixed_precision(device: torch.device, precision: str = "auto") -> torch.autocast:
+    """bf16 autocast for the base model's matmuls; the memory's equations opt out (memory.in_float32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, segment: int, *,
@@ -274,7 +286,7 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
                dynamic_ncols=True)
     log_file = (out_dir / "log.jsonl").open("a")
     device = model.device
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = mixed_precision(device, config.precision)
     while state.step < config.steps:
         max_segments = stages[min(state.stage, len(stages) - 1)]
         task, n, segment, examples = sampler.draw(max_segments)

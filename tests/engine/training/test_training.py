@@ -17,7 +17,7 @@ from engine.infini.adapter import load_adapter, read_adapter, save_adapter
 from engine.infini.model import InfiniModel
 from engine.infini.tiny import randomize_lora, tiny_engine, tiny_llama
 from engine.training import TrainConfig, data, sequence_loss, setup, train
-from engine.training.trainer import make_optimizer
+from engine.training.trainer import make_optimizer, mixed_precision
 
 SEGMENT, VOCAB, KEY, QUERY = 16, 32, 10, 11
 
@@ -226,3 +226,20 @@ def test_memory_only_lora_learns_through_the_memory_and_round_trips(tmp_path):
     with torch.no_grad():
         assert torch.allclose(two_segments(model, ids[:, :2 * SEGMENT])[0], two_segments(fresh, ids[:, :2 * SEGMENT])[0],
                               atol=1e-5)
+
+
+def test_mixed_precision_keeps_the_memory_in_float32():
+    """bf16 autocast (CUDA's default, the CPU's on request) must not round the memory's sums."""
+    grads = []
+    for precision in ("fp32", "bf16"):
+        model = small_vocab_model()
+        setup(model, tiny_config(lora_rank=0, extra_trainable=()))
+        ids, labels, _ = key_batch(2, 4, torch.Generator().manual_seed(0))
+        with mixed_precision(torch.device("cpu"), precision):
+            loss, count = sequence_loss(model, ids, labels, SEGMENT, checkpointing=True)
+            written = model.stream_segment(ids[:, :SEGMENT], model.empty_memories(2))
+        assert all(m.dtype == z.dtype == torch.float32 for m, z in written)
+        (loss / count).backward()
+        grads.append(torch.cat([a.gate.grad for a in model.attention]))
+    assert torch.isfinite(grads[1]).all() and grads[1].abs().sum() > 0
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.98
