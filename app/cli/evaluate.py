@@ -1,4 +1,4 @@
-"""`infinibook eval` commands: passkey, recall, ppl; every table has a memory-off control."""
+"""`infinibook eval` commands: passkey, recall, ppl, each with a memory-off control; key-signal, a probe."""
 
 import argparse
 import json
@@ -52,6 +52,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     ppl.add_argument("file")
     ppl.add_argument("--max-tokens", type=int, default=None)
     ppl.set_defaults(handler=run_ppl)
+
+    signal = tasks.add_parser("key-signal", help="probe: how much each layer's memory read at the question "
+                                                  "still depends on the pass key, per length")
+    _model_options(signal)
+    signal.add_argument("--lengths", type=_ints, default=[8192, 32768, 131072])
+    signal.add_argument("--depth", default="start", help="where the key sits: start, middle, end or 0-1")
+    signal.add_argument("--min-gate", type=float, default=0.5, help="show layers whose most open gate is at least this")
+    signal.set_defaults(handler=run_key_signal)
     parser.set_defaults(handler=lambda args: (parser.print_help(), 1)[1])
 
 
@@ -170,4 +178,30 @@ def run_ppl(args) -> int:
         print(f"perplexity with memory:  {result['memory']['ppl']:.3f}")
         print(f"perplexity empty memory: {result['empty_memory']['ppl']:.3f}  (gates on, nothing written)")
         print(f"perplexity memory-off:   {result['control']['ppl']:.3f}")
+    return 0
+
+
+def run_key_signal(args) -> int:
+    from engine.evaluation import parse_depth
+    from engine.evaluation.probes import key_signal
+
+    model = _load(args)
+    bar, progress = _progress(args)
+    rows = key_signal(model, args.lengths, parse_depth(args.depth), progress=progress)
+    if bar is not None:
+        bar.close()
+    if args.json:
+        print(json.dumps({"segment": model.segment, "adapter": model.adapter_sha, "rows": rows}))
+        return 0
+    print(_header(model))
+    print("|A_mem(key 1) - A_mem(key 2)| / |A_mem(key 1)| at the question, the layer's most open head")
+    by_layer: dict[int, dict] = {}
+    for row in rows:
+        by_layer.setdefault(row["layer"], {"gate": row["gate"]})[row["length"]] = row["signal"]
+    shown = {layer: values for layer, values in by_layer.items() if values["gate"] >= args.min_gate}
+    print(f"{'layer':>5} {'gate':>6} " + " ".join(f"{length:>9}" for length in args.lengths))
+    for layer, values in shown.items():
+        print(f"{layer:>5} {values['gate']:>6.3f} " + " ".join(f"{values[length]:>9.4f}" for length in args.lengths))
+    if not shown:
+        print(f"no layer has a gate of {args.min_gate} or more: the memory is barely read (try --min-gate 0)")
     return 0

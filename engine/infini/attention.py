@@ -130,13 +130,19 @@ class InfiniAttention(nn.Module):
             current = past.extended(current)
         local = self._local_attention(apply_rope(query, cos, sin), current, past_length=past.length if past else 0)
         if self.read_memory:
-            # One memory per key/value head, read by the `group` query heads that share it (eq. 3).
-            from_memory = mem.retrieve(mem.sigma(memory_query.float()), *mem.for_query_heads(memory, norm, self.group))
-            output = mem.combine(self.gate, from_memory, local.float()).to(local.dtype)  # eq. 6
+            output = mem.combine(self.gate, self.read(memory_query, memory, norm), local.float()).to(local.dtype)  # eq. 6
         else:
             output = local
         output = output.transpose(1, 2).reshape(batch, tokens, self.num_heads * self.head_dim)
         return self.o_proj(output), current
+
+    def read(self, memory_query: torch.Tensor, memory: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+        """A_mem (eq. 3): one memory per key/value head, read by the `group` query heads that share it."""
+        return mem.retrieve(mem.sigma(memory_query.float()), *mem.for_query_heads(memory, norm, self.group))
+
+    def memory_read(self, hidden: torch.Tensor, memory: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+        """What these tokens would retrieve from memory, with no local attention (probes)."""
+        return self.read(self._project(self.q_proj, hidden)[1], memory, norm)
 
     def _local_attention(self, query: torch.Tensor, cache: SegmentCache, past_length: int) -> torch.Tensor:
         """A_dot (eq. 2): causal softmax attention inside the segment."""

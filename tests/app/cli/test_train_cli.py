@@ -47,3 +47,12 @@ def test_eval_table_with_a_progress_bar_prints_its_rows(capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "memory-off" in out and "middle" in out
+
+
+def test_eval_key_signal_prints_a_row_per_layer_and_length(capsys):
+    code = main(["eval", "key-signal", "--tiny", "--segment", "32", "--lengths", "128,256", "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["length"], r["layer"]) for r in rows] == [(128, 0), (128, 1), (256, 0), (256, 1)]
+    assert main(["eval", "key-signal", "--tiny", "--segment", "32", "--lengths", "128", "--no-progress"]) == 0
+    assert "no layer has a gate" in capsys.readouterr().out  # untrained gates: local only
