@@ -28,6 +28,11 @@ class Prompt:
     group: tuple = ()  # (length, depth) or similar, for the table
 
 
+def final_chunk_start(length: int, segment: int) -> int:
+    """Where a prompt's last, local chunk starts: the question never begins a segment alone."""
+    return ((length - 1) // segment) * segment
+
+
 def _expand(memories, batch: int):
     return [(m.expand(batch, *m.shape[1:]).clone(), z.expand(batch, *z.shape[1:]).clone()) for m, z in memories]
 
@@ -75,7 +80,7 @@ def score_prompts(model: InfiniModel, prompts: list[Prompt], *, batch: int = 4, 
     if any(len(p.ids) != length for p in prompts):
         raise ValueError("prompts of one call must have the same length")
     steps = max(len(p.answer_ids) for p in prompts)
-    final = ((length - 1) // segment) * segment  # the last, local chunk: ids[final:]
+    final = final_chunk_start(length, segment)  # the last, local chunk: ids[final:]
     model.set_memory_read(memory)
     try:
         if not memory:  # memory-off: nothing before the last chunk can matter

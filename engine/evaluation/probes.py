@@ -16,7 +16,7 @@ import torch
 from engine.infini.model import InfiniModel
 from engine.training import data
 
-from .core import Progress, stream_batch
+from .core import Progress, final_chunk_start, stream_batch
 
 KEY_PAIR = ("60494", "17235")
 
@@ -34,7 +34,7 @@ def key_signal(model: InfiniModel, lengths: Sequence[int], depth: float = 0.0, k
                                            last_segment=model.segment, filler_offset=0)
             prompts.append(example.ids[: example.prompt_length])
         ids = torch.tensor(prompts, device=model.device)
-        final = ((ids.shape[1] - 1) // model.segment) * model.segment
+        final = final_chunk_start(ids.shape[1], model.segment)
         memories = stream_batch(model, ids[:, :final], model.empty_memories(len(keys)), progress)
         questions = _attention_inputs(model, ids[:, final:], memories)
         for layer, (attention, gate, question, (memory, norm)) in enumerate(
