@@ -122,9 +122,13 @@ def _header(model) -> str:
     return f"model fingerprint: adapter={model.adapter_sha[:12]} segment={model.segment} rule={model.rule}"
 
 
+def _print_json(model, **fields) -> None:
+    print(json.dumps({"segment": model.segment, "adapter": model.adapter_sha, **fields}))
+
+
 def _print_rows(rows, args, model) -> None:
     if args.json:
-        print(json.dumps({"segment": model.segment, "adapter": model.adapter_sha, "rows": rows}))
+        _print_json(model, rows=rows)
         return
     print(_header(model))
     print(f"{'length':>8} {'depth':>7} {'n':>3} {'memory':>8} {'memory-off':>10}")
@@ -133,13 +137,19 @@ def _print_rows(rows, args, model) -> None:
         print(f"{row['length']:>8} {row['depth']:>7} {n:>3} {row['memory'] / n:>8.0%} {row['control'] / n:>10.0%}")
 
 
-def _run_table(args, evaluate) -> int:
-    """Load the model, run `evaluate(model, progress)` under a progress bar, print its rows."""
+def _evaluate(args, evaluate):
+    """Load the model and run `evaluate(model, progress)` under a progress bar: (model, result)."""
     model = _load(args)
     bar, progress = _progress(args)
-    rows = evaluate(model, progress)
+    result = evaluate(model, progress)
     if bar is not None:
         bar.close()
+    return model, result
+
+
+def _run_table(args, evaluate) -> int:
+    """`_evaluate`, then print its rows as a table with the memory-off control."""
+    model, rows = _evaluate(args, evaluate)
     _print_rows(rows, args, model)
     return 0
 
@@ -171,7 +181,7 @@ def run_ppl(args) -> int:
     if bar is not None:
         bar.close()
     if args.json:
-        print(json.dumps({"segment": model.segment, "adapter": model.adapter_sha, **result}))
+        _print_json(model, **result)
     else:
         print(_header(model))
         print(f"tokens: {result['tokens']}")
@@ -185,13 +195,10 @@ def run_key_signal(args) -> int:
     from engine.evaluation import parse_depth
     from engine.evaluation.probes import key_signal
 
-    model = _load(args)
-    bar, progress = _progress(args)
-    rows = key_signal(model, args.lengths, parse_depth(args.depth), progress=progress)
-    if bar is not None:
-        bar.close()
+    depth = parse_depth(args.depth)
+    model, rows = _evaluate(args, lambda model, progress: key_signal(model, args.lengths, depth, progress=progress))
     if args.json:
-        print(json.dumps({"segment": model.segment, "adapter": model.adapter_sha, "rows": rows}))
+        _print_json(model, rows=rows)
         return 0
     print(_header(model))
     print("|A_mem(key 1) - A_mem(key 2)| / |A_mem(key 1)| at the question, the layer's most open head")
