@@ -71,6 +71,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--memory-layers", default=None,
                         help="layers whose memory trains, e.g. 10-29 or 4,8,12 (default all); the rest stay local-only")
     parser.add_argument("--rule", default="delta", choices=("delta", "linear"))
+    parser.add_argument("--grad-segments", type=int, default=0,
+                        help="back-propagate in full through only the last N segments and those holding a key or fact; "
+                             "the filler between is written with a straight-through gradient (long examples, cheaply)")
     parser.add_argument("--no-checkpointing", action="store_true", help="keep all activations (faster, more memory)")
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                         help="bf16 autocast for the base model (auto: on CUDA only; the memory stays float32)")
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,
         rule=args.rule, memory_layers=_layers(args.memory_layers), init_adapter=args.init_adapter,
-        checkpointing=not args.no_checkpointing, precision=args.precision, save_every=args.save_every, seed=args.seed,
+        checkpointing=not args.no_checkpointing, grad_segments=args.grad_segments, precision=args.precision, save_every=args.save_every, seed=args.seed,
     )
     if args.tiny:
         from engine.infini.tiny import tiny_engine

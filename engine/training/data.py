@@ -45,6 +45,7 @@ class Example:
     answer: str = ""
     answer_ids: list[int] | None = None
     prompt_length: int = 0  # tokens before the answer (for generation-based scoring)
+    marks: tuple[int, ...] = ()  # positions of what must be remembered (first and last token of a key or fact)
 
 
 def _encode(tokenizer, text: str) -> list[int]:
@@ -60,14 +61,18 @@ def _repeat_to(ids: list[int], length: int, offset: int = 0) -> list[int]:
     return out[offset : offset + length]
 
 
-def _with_answer(prefix: list[int], answer_ids: list[int], total: int, answer: str) -> Example:
+def _with_answer(prefix: list[int], answer_ids: list[int], total: int, answer: str, marks=()) -> Example:
     ids = prefix + answer_ids
     assert len(ids) == total, (len(ids), total)
     labels = [-100] * total
     start = len(prefix)
     for i, token in enumerate(answer_ids):
         labels[start + i - 1] = token
-    return Example(ids, labels, answer, answer_ids, start)
+    return Example(ids, labels, answer, answer_ids, start, tuple(marks))
+
+
+def _span(start: int, tokens: list[int]) -> tuple[int, int]:
+    return start, start + len(tokens) - 1
 
 
 def passkey_example(tokenizer, total: int, depth: float, rng: random.Random, *, last_segment: int | None = None,
@@ -91,9 +96,10 @@ def passkey_example(tokenizer, total: int, depth: float, rng: random.Random, *, 
         raise ValueError(f"{total} tokens are too few for the passkey prompt")
     before = int(round(depth * latest))
     offset = rng.randrange(len(filler)) if filler_offset is None else filler_offset
-    prefix = intro + _repeat_to(filler, before, offset) + needle
-    prefix += _repeat_to(filler, body - before, offset + before) + question
-    return _with_answer(prefix, answer_ids, total, key)
+    prefix = intro + _repeat_to(filler, before, offset)
+    marks = _span(len(prefix), needle)
+    prefix += needle + _repeat_to(filler, body - before, offset + before) + question
+    return _with_answer(prefix, answer_ids, total, key, marks)
 
 
 def fact_tokens(tokenizer, subject: str, name: str) -> tuple[list[int], list[int], list[int]]:
@@ -125,12 +131,14 @@ def facts_example(tokenizer, text_ids: list[int], total: int, rng: random.Random
         order = sorted(range(n_facts), key=lambda i: positions[i])
         facts = [facts[i] for i in order]
         positions = [positions[i] for i in order]
-    prefix, cursor = [], 0
+    prefix, cursor, marks = [], 0, []
     for fact, position in zip(facts, positions, strict=True):
-        prefix += prose[cursor:position] + fact
+        prefix += prose[cursor:position]
+        marks += _span(len(prefix), fact)
+        prefix += fact
         cursor = position
     prefix += prose[cursor:] + question
-    return _with_answer(prefix, answer_ids, total, names[asked])
+    return _with_answer(prefix, answer_ids, total, names[asked], marks)
 
 
 def text_example(text_ids: list[int], total: int, rng: random.Random, *, last_segment: int) -> Example:
@@ -139,6 +147,19 @@ def text_example(text_ids: list[int], total: int, rng: random.Random, *, last_se
     ids = text_ids[start : start + total + 1]
     labels = [-100] * (total - last_segment) + ids[total - last_segment + 1 : total + 1]
     return Example(ids[:total], labels)
+
+
+def exact_segments(examples: list[Example], segment: int, segments: int, grad_segments: int) -> set[int] | None:
+    """Segments that back-propagate in full: every one holding a key or fact, and the last ones.
+
+    The rest are filler: written into memory with a straight-through gradient (see
+    `trainer.sequence_loss`), so an example can be many times longer than what backprop could
+    afford. None (all in full) when `grad_segments` is 0 or covers the whole example.
+    """
+    if grad_segments <= 0 or grad_segments >= segments:
+        return None
+    marked = {mark // segment for example in examples for mark in example.marks}
+    return marked | set(range(max(0, segments - grad_segments), segments))
 
 
 def collate(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ from engine.infini.adapter import load_adapter, read_adapter, save_adapter
 from engine.infini.model import InfiniModel
 from engine.infini.tiny import randomize_lora, tiny_engine, tiny_llama
 from engine.training import TrainConfig, data, sequence_loss, setup, train
-from engine.training.trainer import make_optimizer, mixed_precision
+from engine.training.trainer import make_optimizer, mixed_precision, straight_through_write
 
 SEGMENT, VOCAB, KEY, QUERY = 16, 32, 10, 11
 
@@ -161,6 +161,54 @@ def test_checkpointing_gives_the_same_gradients():
         (loss / count).backward()
         grads.append(torch.cat([a.gate.grad for a in model.attention]))
     assert grads[0].abs().sum() > 0 and torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", ["linear", "delta"])
+def test_straight_through_write_is_exact_forward_and_identity_backward(rule):
+    """Values as streamed; gradient to the earlier memory unchanged. For one layer and the linear
+    rule (M_s = M_{s-1} + sigma(K)^T V, K and V independent of M) that is the exact gradient."""
+    model = InfiniModel(tiny_llama(VOCAB, layers=1), None, segment=SEGMENT, rule=rule, base_sha="tiny", gate_init=0.0)
+    ids = torch.randint(12, VOCAB, (2, 2 * SEGMENT), generator=torch.Generator().manual_seed(0))
+    written = model.stream_segment(ids[:, :SEGMENT], model.empty_memories(2))
+    first = [t.detach().requires_grad_() for pair in written for t in pair]  # M, z, M, z, ... as training keeps them
+    weights = [torch.randn_like(t) for t in first]
+
+    def weighted_gradient(outputs):
+        return torch.autograd.grad(sum((w * t).sum() for w, t in zip(weights, outputs, strict=True)), first)
+
+    through = straight_through_write(model, ids[:, SEGMENT:], first)
+    exact = [t for pair in model.stream_segment(ids[:, SEGMENT:], [tuple(first)]) for t in pair]
+    grads, exact_grads = weighted_gradient(through), weighted_gradient(exact)
+    for value, expected, grad, weight, exact_grad in zip(through, exact, grads, weights, exact_grads, strict=True):
+        assert torch.allclose(value, expected, rtol=1e-5, atol=1e-6)
+        assert torch.equal(grad, weight)
+        assert torch.allclose(grad, exact_grad, rtol=1e-4, atol=1e-5) == (rule == "linear")
+
+
+def test_straight_through_filler_keeps_the_loss_and_trains_everything():
+    ids, labels, _ = key_batch(2, 6, torch.Generator().manual_seed(0))
+    results = []
+    for exact_segments in (None, {0, 5}):
+        model = small_vocab_model()
+        setup(model, tiny_config(extra_trainable=()))
+        loss, count = sequence_loss(model, ids, labels, SEGMENT, checkpointing=True, exact=exact_segments)
+        (loss / count).backward()
+        results.append(float(loss.detach()))
+        trained = [a.gate for a in model.attention] + [p for n, p in model.lm.named_parameters() if "lora_B" in n]
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
+    assert results[1] == pytest.approx(results[0], rel=1e-5)
+
+
+def test_exact_segments_hold_the_key_and_the_last_ones(tokenizer):
+    rng = random.Random(0)
+    example = data.passkey_example(tokenizer, 8 * 64, 0.5, rng, last_segment=64)
+    first, last = example.marks
+    assert tokenizer.decode(example.ids[first : last + 1]).startswith("The pass key is")
+    exact = data.exact_segments([example], 64, 8, grad_segments=2)
+    assert exact == {first // 64, last // 64, 6, 7} and len(exact) < 8
+    assert data.exact_segments([example], 64, 8, grad_segments=0) is None
+    facts = data.facts_example(tokenizer, list(range(1000, 3000)), 8 * 64, rng, last_segment=64, n_facts=2)
+    assert len(facts.marks) == 4 and "is called" in tokenizer.decode(facts.ids[facts.marks[0] : facts.marks[1] + 1])
 
 
 def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
