@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,
         rule=args.rule, memory_layers=_layers(args.memory_layers), init_adapter=args.init_adapter,
-        checkpointing=not args.no_checkpointing, grad_segments=args.grad_segments, precision=args.precision, save_every=args.save_every, seed=args.seed,
+        checkpointing=not args.no_checkpointing, grad_segments=args.grad_segments, precision=args.precision,
+        save_every=args.save_every, seed=args.seed,
     )
     if args.tiny:
         from engine.infini.tiny import tiny_engine

@@ -144,7 +144,7 @@ def straight_through_write(model: InfiniModel, chunk: torch.Tensor, flat: list[t
     M_s = M_{s-1} + (M_s - M_{s-1}) with the difference detached: the forward pass sees every
     token (the key's share of z is diluted as at inference), the backward pass treats the
     segment as if it had written nothing (exact for the linear rule's memory path; the filler's
-    own keys and values get no gradient). It costs a forward pass, a third of a full segment.
+    own keys and values get no gradient). It costs one forward pass, with no activations kept.
     """
     with torch.no_grad():
         written = _flatten(model.stream_segment(chunk, _unflatten([t.detach() for t in flat])))
@@ -312,9 +312,9 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
         ids, labels = (t.to(device) for t in data.collate(examples))
         for group in optimizer.param_groups:
             group["lr"] = (config.gate_lr if group["name"] == "gates" else config.lora_lr) * _lr_factor(state.step, config)
+        exact = data.exact_segments(examples, segment, n, config.grad_segments)
         started = time.perf_counter()
         with autocast:
-            exact = data.exact_segments(examples, segment, n, config.grad_segments)
             loss_sum, count = sequence_loss(model, ids, labels, segment, checkpointing=config.checkpointing,
                                             exact=exact)
         loss = loss_sum / max(1, count)
