@@ -43,6 +43,7 @@ class TrainConfig:
     curriculum: tuple[int, ...] = (2, 3, 4, 6, 8, 12, 16)  # stages of the largest number of segments
     advance_loss: float = 0.3  # passkey answer loss (nats/token, EMA) that unlocks the next stage
     stage_max_steps: int = 60  # ... or after this many steps at one stage
+    hardest_share: float = 0.6  # steps at the longest unlocked count; the rest uniform from min_segments up
     tasks: dict = field(default_factory=lambda: {"passkey": 0.6, "facts": 0.2, "text": 0.2})
     gate_init: float = 0.0
     gate_lr: float = 1e-1
@@ -213,7 +214,7 @@ class TaskSampler:
         segment = rng.choice((c.segment, *c.segment_choices))
         low = min(c.min_segments, max_segments)
         # mostly the hardest count unlocked so far, sometimes fewer (no forgetting of short ones)
-        n = max_segments if rng.random() < 0.6 else rng.randint(low, max_segments)
+        n = max_segments if rng.random() < c.hardest_share else rng.randint(low, max_segments)
         total = n * segment
         examples = []
         for _ in range(c.batch):

@@ -17,7 +17,12 @@ from engine.infini.adapter import load_adapter, read_adapter, save_adapter
 from engine.infini.model import InfiniModel
 from engine.infini.tiny import randomize_lora, tiny_engine, tiny_llama
 from engine.training import TrainConfig, data, sequence_loss, setup, train
-from engine.training.trainer import make_optimizer, mixed_precision, straight_through_write
+from engine.training.trainer import (
+    TaskSampler,
+    make_optimizer,
+    mixed_precision,
+    straight_through_write,
+)
 
 SEGMENT, VOCAB, KEY, QUERY = 16, 32, 10, 11
 
@@ -209,6 +214,17 @@ def test_exact_segments_hold_the_key_and_the_last_ones(tokenizer):
     assert data.exact_segments([example], 64, 8, grad_segments=0) is None
     facts = data.facts_example(tokenizer, list(range(1000, 3000)), 8 * 64, rng, last_segment=64, n_facts=2)
     assert len(facts.marks) == 4 and "is called" in tokenizer.decode(facts.ids[facts.marks[0] : facts.marks[1] + 1])
+
+
+def test_hardest_share_sets_how_often_the_longest_count_is_drawn(tokenizer):
+    def counts(share):
+        config = tiny_config(batch=1, segment=64, min_segments=2, max_segments=12, hardest_share=share)
+        sampler = TaskSampler(tokenizer, config, None, seed=0)
+        return [sampler.draw(12)[1] for _ in range(200)]
+
+    always, mixed = counts(1.0), counts(0.0)
+    assert set(always) == {12}
+    assert set(mixed) == set(range(2, 13)) and mixed.count(12) < 40  # uniform 2..12: ~18 of 200
 
 
 def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
