@@ -36,6 +36,13 @@ def _tasks(text: str) -> dict[str, float]:
     return tasks
 
 
+def _share(text: str) -> float:
+    share = float(text)
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return share
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train the Infini-attention memory (gates + LoRA) of a base model",
@@ -56,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-segments", type=int, default=2)
     parser.add_argument("--advance-loss", type=float, default=0.3, help="passkey loss that unlocks the next stage")
     parser.add_argument("--stage-max-steps", type=int, default=60)
-    parser.add_argument("--hardest-share", type=float, default=0.6,
+    parser.add_argument("--hardest-share", type=_share, default=0.6,
                         help="share of steps at the longest unlocked count; the rest uniform from --min-segments up "
                              "(lower mixes lengths more evenly)")
     parser.add_argument("--tasks", type=_tasks, default={"passkey": 0.6, "facts": 0.2, "text": 0.2},

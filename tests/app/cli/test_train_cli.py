@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from app.cli import main
@@ -57,3 +58,10 @@ def test_eval_key_signal_prints_a_row_per_layer_and_length(capsys):
     assert [(r["length"], r["layer"]) for r in rows] == [(128, 0), (128, 1), (256, 0), (256, 1)]
     assert main(["eval", "key-signal", "--tiny", "--segment", "32", "--lengths", "128", "--no-progress"]) == 0
     assert "no layer has a gate" in capsys.readouterr().out  # untrained gates: local only
+
+
+def test_train_refuses_a_share_outside_zero_to_one(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--tiny", "--out", str(tmp_path / "run"), "--hardest-share", "1.5"])
+    assert "1.5 is not a share between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
