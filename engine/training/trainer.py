@@ -213,7 +213,8 @@ class TaskSampler:
         task = rng.choices(names, weights=[c.tasks[t] for t in names])[0]
         segment = rng.choice((c.segment, *c.segment_choices))
         low = min(c.min_segments, max_segments)
-        # mostly the hardest count unlocked so far, sometimes fewer (no forgetting of short ones)
+        # the hardest count unlocked so far in `hardest_share` of draws, else any from min_segments up
+        # (short ones are not forgotten; a low share trains every length evenly)
         n = max_segments if rng.random() < c.hardest_share else rng.randint(low, max_segments)
         total = n * segment
         examples = []
