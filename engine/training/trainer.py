@@ -344,6 +344,8 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
         record = {"step": state.step, "task": task, "segments": n, "segment": segment, "loss": round(value, 4),
                   "skipped": skipped, "seconds": round(elapsed, 2), "gate_max": round(gates["max"], 4),
                   "gate_mean": round(gates["mean"], 4), "stage_max_segments": max_segments}
+        if any(e.answer for e in examples):  # the keys and names asked: which ones stay hard
+            record["answers"] = [e.answer for e in examples]
         state.history.append(record)
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
