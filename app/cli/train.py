@@ -66,6 +66,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--hardest-share", type=_share, default=0.6,
                         help="share of steps at the longest unlocked count; the rest uniform from --min-segments up "
                              "(lower mixes lengths more evenly)")
+    parser.add_argument("--hard-keys", type=_share, default=0.0,
+                        help="share of pass keys spelt with at most 3 different digits (e.g. 25455), the ones "
+                             "recall confuses most")
     parser.add_argument("--tasks", type=_tasks, default={"passkey": 0.6, "facts": 0.2, "text": 0.2},
                         help="task mix, e.g. passkey=0.6,facts=0.2,text=0.2")
     parser.add_argument("--gate-init", type=float, default=0.0, help="initial gate logit (0 = sigmoid 0.5)")
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, batch=args.batch, segment=args.segment, segment_choices=args.segment_choices,
         curriculum=args.curriculum, min_segments=args.min_segments, max_segments=max(args.curriculum),
         advance_loss=args.advance_loss, stage_max_steps=args.stage_max_steps, hardest_share=args.hardest_share,
-        tasks=args.tasks,
+        tasks=args.tasks, hard_keys=args.hard_keys,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,
         rule=args.rule, memory_layers=_layers(args.memory_layers), init_adapter=args.init_adapter,

@@ -36,13 +36,13 @@ def _table(model, prompts, expected_text, *, batch, progress, control=True):
     controls = score_prompts(model, prompts, batch=batch, memory=False) if control else [None] * len(prompts)
     rows: dict[tuple, dict] = {}
     for prompt, answer, off, text in zip(prompts, answers, controls, expected_text, strict=True):
-        row = rows.setdefault(prompt.group, {"samples": 0, "memory": 0, "control": 0, "examples": []})
+        row = rows.setdefault(prompt.group, {"samples": 0, "memory": 0, "control": 0, "answers": []})
         row["samples"] += 1
         row["memory"] += exact(answer, prompt.answer_ids)
         row["control"] += bool(off is not None and exact(off, prompt.answer_ids))
-        if len(row["examples"]) < 2:
-            row["examples"].append({"expected": text, "memory": model.tokenizer.decode(answer[: len(prompt.answer_ids)]),
-                                    "control": model.tokenizer.decode(off[: len(prompt.answer_ids)]) if off else None})
+        # every answer, not a sample of them: which keys a cell misses is what the model card analyses
+        row["answers"].append({"expected": text, "memory": model.tokenizer.decode(answer[: len(prompt.answer_ids)]),
+                               "control": model.tokenizer.decode(off[: len(prompt.answer_ids)]) if off else None})
     return rows, seconds
 
 

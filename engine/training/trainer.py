@@ -56,6 +56,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     extra_trainable: tuple[str, ...] = ()  # base parameter names containing these also train (tiny tests)
     key_digits: int = 5
+    hard_keys: float = 0.0  # share of pass keys spelt with at most 3 different digits (data.few_digit_key)
     grad_clip: float = 1.0
     warmup: int = 5
     init_adapter: str | None = None  # continue from this adapter's gates and LoRA instead of gate_init
@@ -220,8 +221,9 @@ class TaskSampler:
         examples = []
         for _ in range(c.batch):
             if task == "passkey":
+                key = data.few_digit_key(rng, c.key_digits) if c.hard_keys and rng.random() < c.hard_keys else None
                 examples.append(data.passkey_example(self.tokenizer, total, rng.random(), rng, last_segment=segment,
-                                                     digits=c.key_digits))
+                                                     digits=c.key_digits, key=key))
             elif task == "facts":
                 examples.append(data.facts_example(self.tokenizer, self.text_ids, total, rng, last_segment=segment,
                                                    n_facts=rng.randint(1, 3)))

@@ -51,6 +51,7 @@ def test_passkey_table_has_every_length_depth_and_control(model):
     assert {(r["length"], r["depth"]) for r in rows} == {(n, d) for n in (128, 192) for d in ("start", "middle", "end")}
     for row in rows:
         assert row["samples"] == 2 and 0 <= row["memory"] <= 2 and 0 <= row["control"] <= 2
+        assert len(row["answers"]) == 2 and all(len(a["expected"]) == 5 for a in row["answers"])
 
 
 def test_recall_plants_a_fact_in_real_text(model):

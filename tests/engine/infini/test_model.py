@@ -1,11 +1,14 @@
 """The patched model on tiny random Llama/Qwen2/Mistral models."""
 
+import copy
+
 import pytest
 import torch
 
 from engine.errors import FingerprintMismatch, ModelError
 from engine.infini import InfiniModel
 from engine.infini.adapter import add_lora
+from engine.infini.model import rms_norm
 from engine.infini.state import MemoryState
 from engine.infini.tiny import randomize_lora, tiny_engine, tiny_llama
 
@@ -212,3 +215,12 @@ def test_bfloat16_model_keeps_a_float32_memory_close_to_the_float32_one(tokenize
     assert b.memory.dtype == torch.float32 and torch.isfinite(b.memory).all()
     assert torch.allclose(a.memory, b.memory, rtol=0.1, atol=0.1)
     assert len(list(half.generate(random_ids(5), b, max_new_tokens=4))) == 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_streaming_rms_norm_equals_the_models_own(engine, dtype):
+    module = copy.deepcopy(engine.layers[0].input_layernorm)  # its weight gets randomised below
+    hidden = torch.randn(1, 7, engine.config.hidden_size, generator=torch.Generator().manual_seed(5)).to(dtype)
+    with torch.no_grad():
+        module.weight.normal_()
+        assert torch.equal(rms_norm(module, hidden), module(hidden))

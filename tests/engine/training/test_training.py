@@ -227,6 +227,19 @@ def test_hardest_share_sets_how_often_the_longest_count_is_drawn(tokenizer):
     assert set(mixed) == set(range(2, 13)) and mixed.count(12) < 40  # uniform 2..12: ~18 of 200
 
 
+def test_hard_keys_share_draws_keys_with_at_most_three_digits(tokenizer):
+    def keys(share):
+        config = tiny_config(batch=1, segment=64, min_segments=2, max_segments=2, hard_keys=share, key_digits=5,
+                             tasks={"passkey": 1.0})
+        sampler = TaskSampler(tokenizer, config, None, seed=0)
+        return [sampler.draw(2)[3][0].answer for _ in range(100)]
+
+    hard, uniform = keys(1.0), keys(0.0)
+    assert all(len(k) == 5 and k[0] != "0" and len(set(k)) <= 3 for k in hard)
+    assert len(set(hard)) > 50  # many different keys, not a few patterns
+    assert sum(len(set(k)) <= 3 for k in uniform) < 40  # uniform keys: about a fifth
+
+
 def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
     model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
     train(model, tiny_config(4, save_every=2, batch=2, extra_trainable=()), tmp_path, progress=False)
