@@ -136,7 +136,7 @@ class InfiniModel:
         """`_decoder_layer` with nothing to differentiate: the residual stream is added to in place.
 
         Streaming is the one job that runs every layer of every segment of a book; the same values
-        with three fewer full-size temporaries per layer (two sums, one in RMSNorm) are measurably
+        with four fewer full-size temporaries per layer (two sums, one in each RMSNorm) are measurably
         cheaper on CPU. `hidden` must be this segment's own tensor (the embedding output is).
         """
         attended, cache = layer.self_attn(rms_norm(layer.input_layernorm, hidden), cos, sin, memory, norm, None)

@@ -78,9 +78,9 @@ def _span(start: int, tokens: list[int]) -> tuple[int, int]:
 def few_digit_key(rng: random.Random, digits: int = 5, distinct: int = 3) -> str:
     """A key spelt with at most `distinct` different digits (first one not 0), e.g. 25455.
 
-    The hard case: after 150 steps of uniform keys, 8 of the 13 keys missed at 32K and 128K had
-    three different digits or fewer, a fifth of uniform keys; the answers kept the digits and
-    lost their order, so these keys train what tells repeated digits apart.
+    The hard case: on forty fresh 32K keys the stage-6 adapter (trained on uniform keys) found 5 of
+    the 10 spelt with three different digits and 28 of the other 30, answering the right digits in
+    the wrong order; these keys train what tells repeated digits apart.
     """
     pool = rng.sample("0123456789", distinct)
     while True:
