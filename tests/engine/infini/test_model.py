@@ -8,7 +8,7 @@ import torch
 from engine.errors import FingerprintMismatch, ModelError
 from engine.infini import InfiniModel
 from engine.infini.adapter import add_lora
-from engine.infini.model import rms_norm
+from engine.infini.model import gate_up_weight, mlp_in_place, rms_norm
 from engine.infini.state import MemoryState
 from engine.infini.tiny import randomize_lora, tiny_engine, tiny_llama
 
@@ -224,3 +224,30 @@ def test_streaming_rms_norm_equals_the_models_own(engine, dtype):
     with torch.no_grad():
         module.weight.normal_()
         assert torch.equal(rms_norm(module, hidden), module(hidden))
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])
+def test_streaming_mlp_is_one_gate_up_product_with_the_models_own_value(tokenizer, model_type):
+    model = tiny_engine(tokenizer=tokenizer, segment=16, gate_init=0.0, model_type=model_type)
+    mlp = model.layers[1].mlp
+    hidden = torch.randn(1, 9, model.config.hidden_size, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        expected = mlp(hidden)
+        weight = gate_up_weight(mlp)
+        assert weight is not None
+        assert torch.equal(weight, torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight)))
+        original_forward, mlp.forward = mlp.forward, None  # the fused path must not call the module
+        try:
+            assert torch.equal(mlp_in_place(mlp, hidden), expected)
+        finally:
+            mlp.forward = original_forward
+
+
+def test_streaming_mlp_falls_back_to_the_module_once_the_model_is_cast(tokenizer):
+    model = tiny_engine(tokenizer=tokenizer, segment=16, gate_init=0.0)
+    model.lm.to(torch.bfloat16)  # gives gate_proj and up_proj separate storage again
+    mlp = model.layers[0].mlp
+    hidden = torch.randn(1, 5, model.config.hidden_size, generator=torch.Generator().manual_seed(7)).bfloat16()
+    with torch.inference_mode():
+        assert gate_up_weight(mlp) is None
+        assert torch.equal(mlp_in_place(mlp, hidden), mlp(hidden))
