@@ -328,7 +328,7 @@ def gate_up_weight(mlp: nn.Module) -> torch.Tensor | None:
 
 def mlp_in_place(mlp: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """LlamaMLP's value, down(act(gate(x)) * up(x)), with gate and up as one matrix product and
-    the activation and product in place: about 1% of a streamed segment on CPU (ingest runs 41-44).
+    the activation and product in place: up to ~1% of a streamed segment on CPU (ingest runs 41-48).
 
     With nothing to differentiate only; elsewhere, or for an MLP of another shape, the module."""
     weight = gate_up_weight(mlp)
