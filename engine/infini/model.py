@@ -134,9 +134,9 @@ class InfiniModel:
         """modeling_llama's LlamaDecoderLayer, with the memory passed to the attention.
 
         With nothing to differentiate (streaming a book, answering) the residual stream is added to
-        in place: the same values with four fewer full-size temporaries per layer (two sums, one in
-        each RMSNorm), measurably cheaper on CPU. `hidden` is this segment's own tensor then (the
-        embedding output is).
+        in place and the MLP runs as `mlp_in_place`: the same values with four fewer full-size
+        temporaries per layer (two sums, one in each RMSNorm) and two fewer in the MLP, cheaper on
+        CPU. `hidden` is this segment's own tensor then (the embedding output is).
         """
         in_place = not torch.is_grad_enabled()
         attended, cache = layer.self_attn(rms_norm(layer.input_layernorm, hidden), cos, sin, memory, norm, past)
