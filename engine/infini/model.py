@@ -292,8 +292,17 @@ def rms_norm(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return (hidden * variance.add_(epsilon).rsqrt_()).mul_(module.weight)
 
 
-def _plain_linear(module: nn.Module) -> bool:
+def _plain_linear(module: nn.Module | None) -> bool:
     return type(module) is nn.Linear and module.bias is None
+
+
+def _fusable(mlp: nn.Module) -> bool:
+    """A LlamaMLP-shaped block `mlp_in_place` can run: bias-free gate/up/down and SiLU."""
+    gate, up = getattr(mlp, "gate_proj", None), getattr(mlp, "up_proj", None)
+    return (
+        _plain_linear(gate) and _plain_linear(up) and _plain_linear(getattr(mlp, "down_proj", None))
+        and gate.weight.shape[1] == up.weight.shape[1] and isinstance(getattr(mlp, "act_fn", None), SILU)
+    )
 
 
 def store_gate_up_together(mlp: nn.Module) -> None:
@@ -302,9 +311,9 @@ def store_gate_up_together(mlp: nn.Module) -> None:
     Their values, the modules and a peft model built on them stay as they were; it costs no
     memory (the old storage is freed) and lets `mlp_in_place` do both in one matrix product.
     """
-    gate, up = getattr(mlp, "gate_proj", None), getattr(mlp, "up_proj", None)
-    if not (_plain_linear(gate) and _plain_linear(up) and gate.weight.shape[1] == up.weight.shape[1]):
+    if not _fusable(mlp):
         return
+    gate, up = mlp.gate_proj, mlp.up_proj
     both = torch.cat((gate.weight.detach(), up.weight.detach()))
     rows = gate.weight.shape[0]
     gate.weight = nn.Parameter(both[:rows], requires_grad=gate.weight.requires_grad)
@@ -314,12 +323,11 @@ def store_gate_up_together(mlp: nn.Module) -> None:
 def gate_up_weight(mlp: nn.Module) -> torch.Tensor | None:
     """[gate_proj; up_proj] as one matrix, if their weights still lie back to back in one storage
     (moving or casting the model gives each its own, and a peft layer wraps them)."""
-    gate, up = getattr(mlp, "gate_proj", None), getattr(mlp, "up_proj", None)
-    if not (_plain_linear(gate) and _plain_linear(up)):
+    if not _fusable(mlp):
         return None
-    g, u = gate.weight, up.weight
+    g, u = mlp.gate_proj.weight, mlp.up_proj.weight
     adjacent = (
-        g.is_contiguous() and u.is_contiguous() and g.dtype == u.dtype and g.shape[1] == u.shape[1]
+        g.is_contiguous() and u.is_contiguous() and g.dtype == u.dtype
         and g.untyped_storage().data_ptr() == u.untyped_storage().data_ptr()
         and u.storage_offset() == g.storage_offset() + g.numel()
     )
@@ -332,7 +340,7 @@ def mlp_in_place(mlp: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
 
     With nothing to differentiate only; elsewhere, or for an MLP of another shape, the module."""
     weight = gate_up_weight(mlp)
-    if weight is None or not isinstance(getattr(mlp, "act_fn", None), SILU) or not _plain_linear(mlp.down_proj):
+    if weight is None:
         return mlp(hidden)
     gate, up = F.linear(hidden, weight).split(mlp.gate_proj.weight.shape[0], dim=-1)
     return mlp.down_proj(F.silu(gate, inplace=True).mul_(up))
