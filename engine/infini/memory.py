@@ -13,7 +13,6 @@ would lose precision (or overflow) in half precision.
 """
 
 import functools
-import math
 
 import torch
 
@@ -24,18 +23,14 @@ DENOMINATOR_FLOOR = 1e-6
 UPDATE_RULES = ("delta", "linear")
 
 
-LOG2_E = math.log2(math.e)
-
-
 def sigma(x: torch.Tensor) -> torch.Tensor:
     """Eq. 3's non-linearity: ELU + 1, a positive feature map for linear attention.
 
-    ELU(x) + 1 is exp(x) below zero and x + 1 above. Written as 2^(min(x, 0) log2 e) + max(x, 0)
-    because torch's exp2 kernel ran ~3x faster on CPU than its exp, expm1 or ELU, and sigma(Q)
+    ELU(x) + 1 is exp(x) below zero and x + 1 above, written as max(x, 0) + exp(min(x, 0)) with
+    the exp in place: four passes over x, ~30% less time than ELU then + 1 on CPU, and sigma(Q)
     is taken for every token of every layer (the reference test checks it against ELU + 1).
-    In place after each clamp: two fresh tensors instead of four, ~25% less time.
     """
-    return x.clamp(min=0.0).add_(x.clamp(max=0.0).mul_(LOG2_E).exp2_())  # exp2's output stays as saved for backward
+    return x.clamp(min=0.0).add_(x.clamp(max=0.0).exp_())  # exp's output stays as saved for backward
 
 
 def in_float32(equation):
@@ -108,10 +103,13 @@ def update(memory, norm, sigma_k, values, rule: str = "delta"):
     raise ValueError(f"unknown memory update rule {rule!r}; use one of {UPDATE_RULES}")
 
 
-def combine(gate_logit: torch.Tensor, memory_output: torch.Tensor, local_output: torch.Tensor) -> torch.Tensor:
+def combine(
+    gate_logit: torch.Tensor, memory_output: torch.Tensor, local_output: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Eq. 6: A = sigmoid(beta) * A_mem + (1 - sigmoid(beta)) * A_dot, one beta per query head.
 
-    gate_logit: (heads,); outputs: (batch, heads, tokens, d_v).
+    gate_logit: (heads,); outputs: (batch, heads, tokens, d_v). `out` (not differentiable) lets
+    the caller choose the result's memory layout.
     """
     g = torch.sigmoid(gate_logit.to(memory_output.dtype)).view(1, -1, 1, 1)
-    return torch.lerp(local_output, memory_output, g)  # = g * A_mem + (1 - g) * A_dot, one pass
+    return torch.lerp(local_output, memory_output, g, out=out)  # = g * A_mem + (1 - g) * A_dot, one pass

@@ -251,3 +251,24 @@ def test_streaming_mlp_falls_back_to_the_module_once_the_model_is_cast(tokenizer
     with torch.inference_mode():
         assert gate_up_weight(mlp) is None
         assert torch.equal(mlp_in_place(mlp, hidden), mlp(hidden))
+
+
+def test_streaming_attention_equals_the_differentiable_one(engine):
+    """Without autograd the layer writes RoPE and eq. 6 into other memory layouts: same values."""
+    attention = engine.attention[1]
+    generator = torch.Generator().manual_seed(8)
+    hidden = torch.randn(1, 12, engine.config.hidden_size, generator=generator)
+    keys = torch.randn(1, attention.num_kv_heads, 40, attention.head_dim, generator=generator)
+    values = torch.randn(1, attention.num_kv_heads, 40, attention.head_dim, generator=generator)
+    from engine.infini import memory as mem
+
+    memory, norm = mem.update(*engine.empty_memories()[1], mem.sigma(keys), values)
+    cos, sin = engine.backbone.rotary_emb(hidden, torch.arange(12).unsqueeze(0))
+    with torch.enable_grad():
+        expected, expected_cache = attention(hidden, cos, sin, memory, norm)
+    with torch.inference_mode():
+        streamed, cache = attention(hidden, cos, sin, memory, norm)
+    assert expected.requires_grad  # the differentiable path was the one taken
+    assert torch.allclose(streamed, expected.detach(), rtol=1e-5, atol=1e-6)
+    assert torch.equal(cache.key, expected_cache.key.detach())
+    assert cache.key.is_contiguous() and not expected_cache.key.is_contiguous()
