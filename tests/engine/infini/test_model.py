@@ -7,6 +7,7 @@ import torch
 
 from engine.errors import FingerprintMismatch, ModelError
 from engine.infini import InfiniModel
+from engine.infini import memory as mem
 from engine.infini.adapter import add_lora
 from engine.infini.model import gate_up_weight, mlp_in_place, rms_norm
 from engine.infini.state import MemoryState
@@ -59,8 +60,6 @@ def test_each_query_head_reads_its_own_groups_memory(engine):
     norm = torch.ones(1, kv_heads, d)
     sigma_q = torch.rand(1, heads, 5, d) + 0.5
     group = heads // kv_heads
-    from engine.infini import memory as mem
-
     out = mem.retrieve(sigma_q, *mem.for_query_heads(memory, norm, group))
     for head in range(heads):
         assert torch.allclose(out[0, head], torch.full((5, d), float(head // group)), atol=1e-5)
@@ -260,8 +259,6 @@ def test_streaming_attention_equals_the_differentiable_one(engine):
     hidden = torch.randn(1, 12, engine.config.hidden_size, generator=generator)
     keys = torch.randn(1, attention.num_kv_heads, 40, attention.head_dim, generator=generator)
     values = torch.randn(1, attention.num_kv_heads, 40, attention.head_dim, generator=generator)
-    from engine.infini import memory as mem
-
     memory, norm = mem.update(*engine.empty_memories()[1], mem.sigma(keys), values)
     cos, sin = engine.backbone.rotary_emb(hidden, torch.arange(12).unsqueeze(0))
     with torch.enable_grad():
