@@ -65,12 +65,12 @@ def for_query_heads(memory: torch.Tensor, norm: torch.Tensor, group: int) -> tup
 def retrieve(sigma_q: torch.Tensor, memory: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
     """Eq. 3: A_mem = sigma(Q) M_{s-1} / (sigma(Q) z_{s-1}).
 
-    Numerator and denominator come from one matrix product with z appended to M as a last
-    column: half the passes over sigma(Q), which is the largest operand here.
+    Two products, the quotient written over the numerator: appending z to M as one more column
+    reads sigma(Q) once, but that product of odd width (65 for SmolLM2) ran ~20% slower on CPU
+    than these two together (0.47 vs 0.39 ms, 1024 tokens, 9 heads).
     """
-    both = sigma_q @ torch.cat((memory, norm.unsqueeze(-1)), dim=-1)
-    numerator, denominator = both[..., :-1], both[..., -1:]
-    return numerator / denominator.clamp_min(DENOMINATOR_FLOOR)
+    denominator = (sigma_q @ norm.unsqueeze(-1)).clamp_min(DENOMINATOR_FLOOR)
+    return (sigma_q @ memory).div_(denominator)
 
 
 @in_float32

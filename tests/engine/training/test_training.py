@@ -137,7 +137,13 @@ def test_adapter_round_trip_with_lora(trained, tmp_path):
         memories = model.write(model.empty_memories(2), caches)
         c, _ = model.segment_forward(ids[:, SEGMENT:], memories)
         d, _ = fresh.segment_forward(ids[:, SEGMENT:], memories)
-    assert torch.allclose(a, b, atol=1e-4) and torch.allclose(c, d, atol=1e-4)
+        without_lora = fresh_with_trained_base(model)
+        e, _ = without_lora.segment_forward(ids[:, :SEGMENT], without_lora.empty_memories(2))
+    # Merged LoRA against peft's unmerged layers differ by float32 rounding, which grows with the
+    # residual stream (values up to ~700 here): the same function within 1e-4 of its scale.
+    scale = 1e-4 * float(a.abs().max())
+    assert float((a - b).abs().max()) < scale and float((c - d).abs().max()) < 1e-4 * float(c.abs().max())
+    assert float((a - e).abs().max()) > 100 * scale  # and the LoRA is what made them so
     with fresh.unpatched() as lm:  # LoRA went into copies: the base model's own attention is untouched
         assert all(type(layer.self_attn.q_proj) is torch.nn.Linear for layer in lm.model.layers)
 
