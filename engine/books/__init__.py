@@ -75,6 +75,16 @@ def _zip_kind(path: Path, name: str) -> str:
     raise _unsupported(name, "a ZIP archive", "unpack it and add the book inside")
 
 
+_PRINTABLE = frozenset(b"\t\n\f\r") | frozenset(range(0x20, 0x7F))
+
+
+def _pdf_header(head: bytes) -> bool:
+    """%PDF- first, or within the first KB after binary junk (readers accept that); not in the
+    first lines of a text file that merely mentions it."""
+    at = head.find(b"%PDF-", 0, 1024)
+    return at == 0 or (at > 0 and not _PRINTABLE.issuperset(head[:at]))
+
+
 def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     """"epub", "pdf", "txt" or "md" from the file's first bytes (the extension only chooses
     between text and Markdown); anything else is a BookError."""
@@ -83,7 +93,7 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     if head is None:
         with open(p, "rb") as f:
             head = f.read(4096)
-    if b"%PDF-" in head[:1024]:
+    if _pdf_header(head):
         return "pdf"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_kind(p, name)
@@ -92,7 +102,7 @@ def detect_format(path: str | os.PathLike, head: bytes | None = None) -> str:
     for magic, what in _FOREIGN:
         if head.startswith(magic):
             raise _unsupported(name, what)
-    if head.startswith(b"PK"):
+    if head.startswith(b"PK") and len(head) >= 4 and head[2] < 9 and head[3] < 9:  # PK + record type
         raise BookError(f"'{name}' is a damaged ZIP archive and cannot be read as a book; try another copy.")
     suffix = p.suffix.lower()
     if suffix in _MARKDOWN_EXT:

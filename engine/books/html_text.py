@@ -23,13 +23,27 @@ _ENTITY_FORM = re.compile(
 )
 
 
+# Byte patterns of "<?" or "<" in UTF-32/UTF-16, with or without a byte-order mark (XML 1.0
+# appendix F): a parser reads such files as text, so the safety check must too.
+_WIDE_ENCODINGS = (
+    (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16"), (b"\xff\xfe", "utf-16"), (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"),
+)
+_CHARACTER_REFERENCE = re.compile(rb"&#(?:x[0-9a-f]+|[0-9]+);", re.I)
+
+
+def _scannable(data: bytes) -> bytes:
+    """The document as UTF-8, so that an entity declaration cannot hide in a wide encoding."""
+    for prefix, encoding in _WIDE_ENCODINGS:
+        if data.startswith(prefix):
+            return data.decode(encoding, errors="replace").encode("utf-8")
+    return data
+
+
 def check_xml_safety(data: bytes, name: str) -> None:
     """Refuse XML that could read local files or the network, or expand exponentially."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            data = data.decode("utf-16").encode("utf-8")
-        except UnicodeDecodeError:
-            return
+    data = _scannable(data)
     if not _ENTITY_DECL.search(data):
         return
     count = 0
@@ -42,7 +56,9 @@ def check_xml_safety(data: bytes, name: str) -> None:
                 "addresses (external entities), which is unsafe; Infinibook will not open it."
             )
         value = m.group(3) if m.group(3) is not None else m.group(4)
-        if b"&" in value or b"%" in value or len(value) > MAX_XML_ENTITY_VALUE or count > MAX_XML_ENTITIES:
+        # A character reference (<!ENTITY nbsp "&#160;">, common in EPUBs) expands nothing.
+        expands = b"&" in _CHARACTER_REFERENCE.sub(b"", value) or b"%" in value
+        if expands or len(value) > MAX_XML_ENTITY_VALUE or count > MAX_XML_ENTITIES:
             raise BookError(
                 f"The book contains XML ('{name}') built to expand into huge amounts of data "
                 "(an 'XML bomb'), which is unsafe; Infinibook will not open it."
@@ -51,7 +67,7 @@ def check_xml_safety(data: bytes, name: str) -> None:
 
 def _xml_parser() -> etree.XMLParser:
     return etree.XMLParser(
-        resolve_entities=True,  # internal ones only survive check_xml_safety
+        resolve_entities="internal",  # never external ones, even if one got past check_xml_safety
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
@@ -59,6 +75,17 @@ def _xml_parser() -> etree.XMLParser:
         remove_comments=True,
         remove_pis=True,
     )
+
+
+def _html_parser(data: bytes) -> html.HTMLParser:
+    """libxml2's HTML parser assumes Latin-1 unless the page names its charset; most EPUB files
+    are UTF-8 without saying so, and reading them as Latin-1 garbles every accent and quote."""
+    try:
+        data.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        encoding = None
+    return html.HTMLParser(encoding=encoding, no_network=True, remove_comments=True, remove_pis=True)
 
 
 def parse_markup(data: bytes, name: str) -> etree._Element | None:
@@ -69,8 +96,7 @@ def parse_markup(data: bytes, name: str) -> etree._Element | None:
     except (etree.XMLSyntaxError, ValueError):
         pass
     try:
-        parser = html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
-        return html.document_fromstring(data, parser=parser)
+        return html.document_fromstring(data, parser=_html_parser(data))
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
 

@@ -63,16 +63,23 @@ def _legacy_encoding(sample: bytes) -> str | None:
     return next((enc for enc in _WESTERN if enc in tied), best.encoding)
 
 
+def _utf8_despite_a_few_bad_bytes(data: bytes, encoding: str = "utf-8") -> tuple[str, bool]:
+    """The text with each invalid sequence replaced, and whether there are few enough of them
+    (at most one character in a thousand) to call it damaged UTF-8 rather than another encoding:
+    a novel should not be refused over one stray byte."""
+    text = data.decode(encoding, errors="replace")
+    return text, text.count("\ufffd") <= max(1, len(text) // 1000)
+
+
 def decode_text(data: bytes, name: str) -> str:
     """UTF-8, UTF-8 with BOM, UTF-16/32 (BOM or NUL pattern), then the best legacy guess;
     refuses binary data rather than producing garbage."""
     text: str | None = None
     for bom, enc in _BOMS:
         if data.startswith(bom):
-            try:
-                text = data[len(bom) :].decode(enc)
-            except UnicodeDecodeError as e:
-                raise BookError(f"'{name}' claims to be {enc.upper()} text but is not valid {enc.upper()}; re-save it as UTF-8 and add it again.") from e
+            text, few_bad = _utf8_despite_a_few_bad_bytes(data[len(bom) :], enc)
+            if not few_bad:
+                raise BookError(f"'{name}' claims to be {enc.upper()} text but is not valid {enc.upper()}; re-save it as UTF-8 and add it again.")
             break
     if text is None:
         try:
@@ -80,13 +87,18 @@ def decode_text(data: bytes, name: str) -> str:
         except UnicodeDecodeError:
             text = _utf16_without_bom(data)
     if text is None:
+        damaged, few_bad = _utf8_despite_a_few_bad_bytes(data)
+        # Valid multi-byte characters outnumbering the bad bytes: UTF-8, not a legacy code page.
+        if few_bad and len(data) - len(damaged) >= damaged.count("\ufffd"):
+            text = damaged
+    if text is None:
         if data.count(0) > len(data) // 1000:
             raise _not_text(name)
         encoding = _legacy_encoding(data[: 4 * MIB])
-        if encoding is None:
+        if encoding is None and not few_bad:
             raise _not_text(name)
         try:
-            text = data.decode(encoding)
+            text = damaged if encoding is None else data.decode(encoding)
         except (UnicodeDecodeError, LookupError):
             text = data.decode("cp1252", errors="replace")
     sample = text[:200_000]

@@ -128,3 +128,29 @@ def test_format_is_decided_by_content_not_extension(tmp_path: Path) -> None:
     assert load_book(tmp_path / "epub.pdf").format == "epub"
     assert load_book(tmp_path / "pdf.txt").format == "pdf"
     assert _titles(load_book(tmp_path / "text.epub")) == ["Chapter 1", "Chapter 2", "Chapter 12"]
+
+
+def test_text_that_mentions_pdf_or_starts_with_pk_is_text(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("# Notes\n\nEvery PDF starts with %PDF-1.7, says the manual.\n")
+    (tmp_path / "story.txt").write_text("PKD wrote it in 1968.\n\n" + NOVEL)
+    (tmp_path / "junk.pdf").write_bytes(b"\x00\x01MacBinary\x00" + build_pdf(tmp_path / "real.pdf", [("Only", 0, lorem(2))]).read_bytes())
+    assert detect_format(tmp_path / "notes.md") == "md"
+    assert detect_format(tmp_path / "story.txt") == "txt"
+    assert detect_format(tmp_path / "junk.pdf") == "pdf"
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_utf8_with_one_stray_byte_is_read_not_refused(tmp_path: Path, bom: bytes) -> None:
+    data = NOVEL.encode("utf-8") * 40
+    cut = len(data) // 2
+    path = tmp_path / "novel.txt"
+    path.write_bytes(bom + data[:cut] + b"\xff" + data[cut:])
+    book = load_book(path)
+    text = "".join(c.text for c in book.chapters)
+    assert "señor" in text and "naïvely" in text and text.count("\ufffd") == 1
+
+
+def test_legacy_text_with_many_accents_is_not_taken_for_damaged_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "fr.txt"
+    path.write_bytes(("Chapitre 1\n\n" + "Il était une fois, à l'été, un café très animé. " * 60).encode("cp1252"))
+    assert "Il était une fois, à l'été" in load_book(path).chapters[0].text

@@ -1,0 +1,52 @@
+"""XML safety and decoding of (X)HTML chapters (engine/books/html_text.py)."""
+
+import pytest
+from lxml import etree
+
+from engine.books.html_text import _xml_parser, check_xml_safety, html_to_text
+from engine.errors import BookError
+
+_EXTERNAL = (
+    '<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE html [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+    '<html xmlns="http://www.w3.org/1999/xhtml"><body><p>&x;</p></body></html>'
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16", "utf-32"])
+def test_an_external_entity_in_a_wide_encoding_is_refused_with_or_without_a_byte_order_mark(encoding: str) -> None:
+    with pytest.raises(BookError, match="outside files"):
+        check_xml_safety(_EXTERNAL.encode(encoding), "c.xhtml")
+
+
+def test_the_parser_leaves_external_entities_unresolved_even_past_the_check() -> None:
+    try:
+        root = etree.fromstring(_EXTERNAL.encode("utf-16"), _xml_parser())
+    except etree.XMLSyntaxError:
+        return  # refused outright: the file was not read either
+    assert "root:" not in "".join(root.itertext())
+
+
+def test_an_entity_that_is_only_a_character_reference_is_accepted() -> None:
+    page = (
+        b'<?xml version="1.0" encoding="utf-8"?><!DOCTYPE html [<!ENTITY nbsp "&#160;"><!ENTITY mdash "&#x2014;">]>'
+        b'<html xmlns="http://www.w3.org/1999/xhtml"><body><p>She&nbsp;waited &mdash; and left.</p></body></html>'
+    )
+    text, _, _ = html_to_text(page, "c.xhtml")
+    assert text == "She waited \u2014 and left."
+
+
+def test_an_entity_that_expands_another_is_still_a_bomb() -> None:
+    page = b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><d>&b;</d>'
+    with pytest.raises(BookError, match="XML bomb"):
+        check_xml_safety(page, "c.xhtml")
+
+
+def test_tag_soup_in_utf8_without_a_declared_charset_keeps_its_accents() -> None:
+    page = "<html><body><p>\u201cDon\u2019t go,\u201d she said. Caf\u00e9 &nbsp; na\u00efve.<p>Next</body></html>"
+    text, _, _ = html_to_text(page.encode("utf-8"), "c.html")
+    assert "\u201cDon\u2019t go,\u201d she said. Caf\u00e9" in text and "na\u00efve" in text
+
+
+def test_tag_soup_in_latin1_is_still_read() -> None:
+    text, _, _ = html_to_text("<html><body><p>Caf\u00e9 &nbsp; ok<p>x</body></html>".encode("latin-1"), "c.html")
+    assert "Caf\u00e9" in text
