@@ -127,18 +127,21 @@ def _page_texts(reader: PdfReader, name: str) -> list[str]:
     return texts
 
 
-_EDGE_NUMBER = re.compile(r"^(?:[\divxlc]+[.:]?)+\s+|\s+(?:[\divxlc]+[.:]?)+$", re.I)
+# Case-sensitive: a page number is arabic or lower-case roman; "I" opening a line is a pronoun.
+_EDGE_NUMBER = re.compile(r"^(?:(?:\d+|[ivxlc]+)[.:]?)+\s+|\s+(?:(?:\d+|[ivxlc]+)[.:]?)+$")
 
 
 _HEADING_WORDS = {"chapter", "part", "book", "volume", "section", "appendix", "contents", "index"}
 
 
-def _head_key(line: str) -> str:
-    """A running head or foot without its page number: "24 Chapter 8. Storms" -> "chapter 8. storms"."""
-    key = " ".join(line.lower().split())
-    if _PAGE_NUMBER.match(key):
-        return ""
-    return _EDGE_NUMBER.sub("", key).strip()
+def _head_key(line: str) -> tuple[str, str]:
+    """A running head or foot without its page number, and that number:
+    "24 Chapter 8. Storms" -> ("chapter 8. storms", "24")."""
+    spaced = " ".join(line.split())
+    if _PAGE_NUMBER.match(spaced):
+        return "", spaced
+    number = " ".join(m.group(0).strip() for m in _EDGE_NUMBER.finditer(spaced))
+    return _EDGE_NUMBER.sub("", spaced).strip().lower(), number
 
 
 def _strip_running_heads(texts: list[str]) -> list[str]:
@@ -149,26 +152,26 @@ def _strip_running_heads(texts: list[str]) -> list[str]:
         return texts
     edges: list[list[int]] = []
     counts: dict[str, set[int]] = {}
-    numbered: dict[str, set[int]] = {}  # pages where the line also carried a page number
+    numbers: dict[str, set[str]] = {}  # the page numbers the line carried: they differ page to page
     split = [t.split("\n") for t in texts]
     for page, lines in enumerate(split):
         nonempty = [i for i, line in enumerate(lines) if line.strip()]
         chosen = sorted(set(nonempty[:2] + nonempty[-2:]))
         edges.append(chosen)
         for i in chosen:
-            key = _head_key(lines[i])
+            key, number = _head_key(lines[i])
             counts.setdefault(key, set()).add(page)
-            if key != " ".join(lines[i].lower().split()):
-                numbered.setdefault(key, set()).add(page)
+            if number:
+                numbers.setdefault(key, set()).add(number)
     out = []
     for page, lines in enumerate(split):
         drop = set()
         for i in edges[page]:
             line = lines[i].strip()
-            key = _head_key(line)
+            key, _ = _head_key(line)
             if (_KEYWORD_HEADING.match(line) and key) or key in _HEADING_WORDS:
                 continue
-            repeated = len(counts.get(key, ())) >= 3 or len(numbered.get(key, ())) >= 2
+            repeated = len(counts.get(key, ())) >= 3 or len(numbers.get(key, ())) >= 2
             if (key == "" and len(line) <= 8) or (len(key) >= 3 and repeated):
                 drop.add(i)
         out.append("\n".join(line for i, line in enumerate(lines) if i not in drop).strip() if drop else texts[page])

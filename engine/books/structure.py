@@ -7,6 +7,7 @@ scanned in linear time.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -160,8 +161,11 @@ def markdown_headings(text: str) -> tuple[list[Heading], str | None]:
     if opened is not None:
         fenced.append((opened, len(text)))
 
+    starts = [a for a, _ in fenced]  # sorted and disjoint: one binary search per heading
+
     def in_fence(pos: int) -> bool:
-        return any(a <= pos < b for a, b in fenced)
+        i = bisect.bisect_right(starts, pos) - 1
+        return i >= 0 and pos < fenced[i][1]
 
     heads: list[tuple[int, int, str]] = []
     for m in _MD_HEADING.finditer(text):

@@ -130,3 +130,25 @@ def test_running_heads_and_page_numbers_are_dropped(tmp_path: Path) -> None:
     assert _titles(book) == ["Chapter 1", "Chapter 2", "Chapter 3"]
     assert all("Running Head" not in c.text for c in book.chapters)
     assert all(c.text.startswith(f"Chapter {i}") for i, c in enumerate(book.chapters, 1))
+
+
+def test_a_sentence_opening_with_i_at_a_page_edge_is_prose_not_a_numbered_running_head(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for page in range(8):
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=11)
+        lines = [f"{page + 24} The Long Road Home"]  # a running head with its page number
+        lines.append("I don't know what you mean." if page in (2, 5) else f"Page {page} begins its own way.")
+        lines += lorem(6, f"p{page} ")
+        if page in (3, 6):
+            lines.append("So did I")
+        for line in lines:
+            pdf.multi_cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+    path = tmp_path / "dialogue.pdf"
+    pdf.output(str(path))
+    text = "\n".join(c.text for c in load_book(path).chapters)
+    assert text.count("I don't know what you mean.") == 2
+    assert text.count("So did I") == 2
+    assert "The Long Road Home" not in text
