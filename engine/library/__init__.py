@@ -13,6 +13,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,6 +143,8 @@ class Library:
             raise
         except sqlite3.DatabaseError as e:
             conn.close()
+            if "locked" in str(e) or "busy" in str(e):
+                raise LibraryError(f"The library '{path}' is busy (another Infinibook is writing to it); try again in a moment.") from e
             raise LibraryError(
                 f"'{path}' is not an Infinibook library or is damaged ({e}); move it aside or "
                 "choose another library folder with --data-dir."
@@ -159,14 +162,30 @@ class Library:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 15000")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            self.db.enable_wal()
+            self._enable_wal()
         conn.execute("PRAGMA synchronous = FULL")
         for number in range(version + 1, SCHEMA_VERSION + 1):
             with self._write():
+                # Another process opening the same new library may have migrated it meanwhile.
+                if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                    continue
                 for statement in MIGRATIONS[number - 1].split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
+
+    def _enable_wal(self, patience_s: float = 15.0) -> None:
+        """Switching to WAL needs the file to itself, and SQLite answers "locked" at once instead
+        of waiting (two processes opening a new library together): retry for a while."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self.db.enable_wal()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         with self._lock:
