@@ -343,15 +343,21 @@ class Library:
     # -- memory snapshots and ingest progress ------------------------------------------
 
     def save_snapshot(
-        self, book_id: int, chapter_idx: int, token_offset: int, fingerprint: str, blob: bytes, dtype: str, shape: str
+        self, book_id: int, chapter_idx: int, token_offset: int, fingerprint: str, blob: bytes, dtype: str, shape: str,
+        *, replace_others: bool = False,
     ) -> None:
-        """The memory after `chapter_idx` and the progress mark, in ONE transaction."""
+        """The memory after `chapter_idx` and the progress mark, in ONE transaction.
+
+        `replace_others` drops the book's other snapshots in that same transaction: a re-read
+        from the start keeps the old memory until its first chapter is safely stored."""
         row = self._book_row(book_id)
         if not 0 <= chapter_idx < row["n_chapters"]:
             raise LibraryError(f"Book {book_id} has no chapter {chapter_idx + 1}; it has {row['n_chapters']}.")
         blob = bytes(blob)
         checksum = hashlib.sha256(blob).hexdigest()
         with self._write() as conn:
+            if replace_others:
+                conn.execute("DELETE FROM snapshots WHERE book_id = ?", (int(book_id),))
             conn.execute(
                 "INSERT OR REPLACE INTO snapshots (book_id, chapter_idx, token_offset, fingerprint, dtype, shape, blob, checksum, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -124,13 +124,15 @@ def ingest(
     StaleMemory when the book was read under another fingerprint and `restart` is false.
     """
     current = fingerprint_of(engine)
-    if restart:
-        library.reset_ingest(book_id)
-    else:
+    if not restart:
         require_fresh(library, book_id, engine)
     chapters = library.chapters(book_id)
     progress = library.ingest_progress(book_id)
-    start = min(progress.chapters_done, len(chapters))
+    # A restart keeps the old memory until its first chapter replaces it (one transaction), so
+    # a restart cancelled early loses nothing.
+    start = 0 if restart else min(progress.chapters_done, len(chapters))
+    if restart and not chapters:
+        library.reset_ingest(book_id)
 
     # Token counts of every chapter, for the totals and the ETA; ids are kept one chapter at a
     # time so memory use does not grow with the book.
@@ -175,7 +177,7 @@ def ingest(
         blob = state.to_bytes(SNAPSHOT_DTYPE)
         # One transaction: the memory at this chapter's end and the progress mark.
         library.save_snapshot(book_id, chapter.idx, tokens_done + len(ids), current, blob, SNAPSHOT_DTYPE,
-                              shape_text(state))
+                              shape_text(state), replace_others=restart and index == 0)
         finished = event(index, len(ids), True)
         streamed += len(ids)
         tokens_done += len(ids)

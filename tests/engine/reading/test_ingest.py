@@ -126,3 +126,29 @@ def test_engine_info_reports_fixed_memory_size():
     assert info.segment == 32 and info.rule == "delta" and info.device == "cpu"
     assert info.fingerprint == str(engine.fingerprint) and not info.trained_adapter
     assert info.kv_cache_bytes_per_token == engine.kv_cache_bytes_per_token
+
+
+def test_a_restart_cancelled_before_its_first_chapter_keeps_the_old_memory(library, tmp_path):
+    engine = tiny()
+    book = add(library, tmp_path, chapters=3)
+    api.ingest(library, book.id, engine)
+    before = final_memory(library, book.id)
+    with pytest.raises(Cancelled):
+        api.ingest(library, book.id, engine, restart=True, should_cancel=lambda: True)
+    assert api.read_status(library, book.id, engine).complete
+    assert same_memory(final_memory(library, book.id), before)
+
+
+def test_a_restart_replaces_every_old_snapshot_with_its_first_chapter(library, tmp_path):
+    book = add(library, tmp_path, chapters=3)
+    api.ingest(library, book.id, tiny(32))
+    other = tiny(16)
+    saved = []
+    with pytest.raises(Cancelled):  # cancelled as soon as the first new chapter is stored
+        api.ingest(library, book.id, other, restart=True, should_cancel=lambda: bool(saved),
+                   on_event=lambda e: saved.append(e) if e.finished_chapter else None)
+    progress = library.ingest_progress(book.id)
+    assert progress.chapters_done == 1 and progress.fingerprint == str(other.fingerprint)
+    assert library.load_snapshot(book.id, 0).fingerprint == str(other.fingerprint)
+    with pytest.raises(InfinibookError, match="No memory is saved for chapter 2"):
+        library.load_snapshot(book.id, 1)  # the old model's chapter 2 went with the rest
