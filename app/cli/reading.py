@@ -13,8 +13,10 @@ import json
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from engine import api
+from engine.books import load_book
 from engine.errors import LibraryError
 
 from .common import add_common_options
@@ -26,6 +28,22 @@ def _engine(args: argparse.Namespace):
 
 def _book(lib, ref: str):
     return lib.resolve(ref, add_paths=True)
+
+
+def _book_and_engine(lib, args: argparse.Namespace):
+    """The book and the model. A file new to the library is parsed first (its problems are told
+    before the slow model load) but stored only once the model has loaded, so a bad --model
+    leaves the library as it was."""
+    try:
+        known = lib.resolve(args.book)
+    except LibraryError:
+        path = Path(args.book).expanduser()
+        if not path.is_file():
+            raise
+        parsed = load_book(path)
+        engine = _engine(args)
+        return lib.add_book(parsed, path), engine
+    return known, _engine(args)
 
 
 def _chapter_index(number: int | None, what: str = "chapter") -> int | None:
@@ -45,8 +63,7 @@ def _emit(data: dict) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     with api.open_library(args.data_dir) as lib:
-        book = _book(lib, args.book)
-        engine = _engine(args)
+        book, engine = _book_and_engine(lib, args)
         status = api.read_status(lib, book.id, engine)
         if status.stale and not args.restart:
             raise api.StaleMemory(status.message.replace("(ingest with --restart)",
@@ -106,8 +123,7 @@ def _stream_answer(pieces) -> tuple[str, float | None]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     with api.open_library(args.data_dir) as lib:
-        book = _book(lib, args.book)
-        engine = _engine(args)
+        book, engine = _book_and_engine(lib, args)
         began = time.monotonic()
         plan = api.plan_question(lib, book.id, engine, args.question, _chapter_index(args.as_of),
                                  max_new_tokens=args.max_tokens)
@@ -132,8 +148,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     with api.open_library(args.data_dir) as lib:
-        book = _book(lib, args.book)
-        engine = _engine(args)
+        book, engine = _book_and_engine(lib, args)
         as_of = _chapter_index(args.as_of)
         status = api.read_status(lib, book.id, engine)
         if status.stale:
@@ -167,8 +182,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_summarize(args: argparse.Namespace) -> int:
     with api.open_library(args.data_dir) as lib:
-        book = _book(lib, args.book)
-        engine = _engine(args)
+        book, engine = _book_and_engine(lib, args)
         chapter_idx = _chapter_index(args.chapter)
         chapters = lib.chapter_sizes(book.id)
         limit = {"max_new_tokens": args.max_tokens} if args.max_tokens else {}

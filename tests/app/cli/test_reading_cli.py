@@ -132,3 +132,20 @@ def test_bench_ask_reports_the_keys(capsys):
     assert {"load_snapshot_s", "first_token_s", "tokens_per_s"} <= result.keys()
     assert result["load_snapshot_s"] > 0 and result["first_token_s"] > 0 and result["chapters"] == 4
     assert result["snapshot_bytes"] > result["memory_bytes"] > 0
+
+
+@pytest.mark.parametrize("command", [["ingest"], ["ask", "BOOK", "Who?"], ["summarize"]])
+def test_a_model_that_fails_to_load_leaves_a_new_book_out_of_the_library(tmp_path, capsys, monkeypatch, command):
+    from engine.errors import ModelError
+
+    def no_model(model=None, **options):
+        raise ModelError(f"No model at {model}.")
+
+    monkeypatch.setattr(api, "load_engine", no_model)
+    lib = str(tmp_path / "lib")
+    book = str(write_book(tmp_path / "road.md", chapters=2))
+    argv = [book if part == "BOOK" else part for part in command] + ([] if "BOOK" in command else [book])
+    code, _, err = run(capsys, *argv, "--model", "/nonexistent/model", "--data-dir", lib)
+    assert code != 0 and "No model at /nonexistent/model" in err
+    code, out, _ = run(capsys, "list", "--data-dir", lib)
+    assert code == 0 and "road" not in out.lower()
