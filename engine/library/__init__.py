@@ -223,11 +223,11 @@ class Library:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
+                if conn.in_transaction:  # a failed COMMIT (disk full, busy) too: never left open
                     conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def _row(self, sql: str, params: tuple = ()) -> dict | None:
         with self._guard():

@@ -109,6 +109,11 @@ def shape_text(state) -> str:
 # -- ingest ------------------------------------------------------------------------------------
 
 
+def _stop_if_cancelled(should_cancel: Callable[[], bool] | None) -> None:
+    if should_cancel is not None and should_cancel():
+        raise Cancelled("Reading was cancelled; chapters already finished are kept.")
+
+
 def ingest(
     library,
     book_id: int,
@@ -138,6 +143,7 @@ def ingest(
     # time so memory use does not grow with the book.
     counts = []
     for chapter in chapters:
+        _stop_if_cancelled(should_cancel)  # counting a long book's tokens takes a while too
         n = len(chapter_ids(engine, chapter))
         counts.append(n)
         if chapter.n_tokens != n:
@@ -162,8 +168,7 @@ def ingest(
         return IngestEvent(index, len(chapters), chapters[index].title, done, tokens_total, rate, eta, finished)
 
     for index in range(start, len(chapters)):
-        if should_cancel is not None and should_cancel():
-            raise Cancelled("Reading was cancelled; chapters already finished are kept.")
+        _stop_if_cancelled(should_cancel)
         chapter = chapters[index]
         ids = chapter_ids(engine, chapter)
         if on_event is not None:  # "chapter i of n" at once, before its first segment

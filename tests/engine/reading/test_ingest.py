@@ -152,3 +152,18 @@ def test_a_restart_replaces_every_old_snapshot_with_its_first_chapter(library, t
     assert library.load_snapshot(book.id, 0).fingerprint == str(other.fingerprint)
     with pytest.raises(InfinibookError, match="No memory is saved for chapter 2"):
         library.load_snapshot(book.id, 1)  # the old model's chapter 2 went with the rest
+
+
+def test_cancel_is_heard_while_the_chapters_are_still_being_counted(library, tmp_path):
+    book = add(library, tmp_path, chapters=3)
+    asked = []
+
+    def second_time() -> bool:  # the first check passes; the second comes while counting
+        asked.append(True)
+        return len(asked) >= 2
+
+    events = []
+    with pytest.raises(Cancelled):
+        api.ingest(library, book.id, tiny(), should_cancel=second_time, on_event=events.append)
+    assert events == []  # stopped before the first chapter began streaming
+    assert library.ingest_progress(book.id).chapters_done == 0

@@ -1,7 +1,9 @@
-"""Two Infinibooks (the window and the command line, say) opening a new library together."""
+"""Transactions and opening: two Infinibooks on one new library, a COMMIT that fails."""
 
 import threading
 from pathlib import Path
+
+import pytest
 
 from engine.library import Library
 
@@ -27,3 +29,13 @@ def test_two_openers_of_a_new_library_both_succeed(tmp_path: Path) -> None:
     assert failures == []
     with Library.open(tmp_path / "0") as library:
         assert library.list_books() == []
+
+
+def test_a_commit_that_fails_is_rolled_back_not_left_open(library) -> None:
+    from engine.errors import LibraryError
+
+    with pytest.raises(LibraryError), library._write() as conn:
+        conn.execute("PRAGMA defer_foreign_keys = ON")  # the check moves to COMMIT, which then fails
+        conn.execute("INSERT INTO summaries (book_id, chapter_idx, text, fingerprint, created_at) VALUES (999, 0, 'x', 'f', 'now')")
+    assert not library.db.conn.in_transaction
+    assert library.list_books() == []  # and the library goes on working
