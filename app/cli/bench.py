@@ -37,7 +37,7 @@ def run_ingest(args) -> int:
     from engine.infini.bench import run_bench_ingest
 
     result = run_bench_ingest(
-        model=args.model, adapter=args.adapter or "default", device=args.device,
+        model=args.model, adapter=args.adapter or "default", device=args.device, dtype=args.dtype,
         tokens=args.tokens, segment=args.segment, repeats=args.repeats,
     )
     if args.json:
@@ -57,7 +57,8 @@ def run_ingest(args) -> int:
 def run_ask(args) -> int:
     from engine.assistant.bench import run_bench_ask
 
-    result = run_bench_ask(args.model, adapter=args.adapter or "default", device=args.device, tokens=args.tokens,
+    result = run_bench_ask(args.model, adapter=args.adapter or "default", device=args.device, dtype=args.dtype,
+                           tokens=args.tokens,
                            repeats=args.repeats, max_new_tokens=args.max_tokens, threads=args.threads)
     if args.json:
         print(json.dumps(result))

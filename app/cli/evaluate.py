@@ -71,7 +71,7 @@ def _load(args):
     from engine.infini import load_engine
 
     adapter = args.adapter or "default"
-    return load_engine(args.model, adapter=adapter, device=args.device, segment=args.segment)
+    return load_engine(args.model, adapter=adapter, device=args.device, segment=args.segment, dtype=args.dtype)
 
 
 def _read_text(path: str) -> str:

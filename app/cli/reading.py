@@ -23,7 +23,7 @@ from .common import add_common_options
 
 
 def _engine(args: argparse.Namespace):
-    return api.load_engine(args.model, adapter=args.adapter or "default", device=args.device)
+    return api.load_engine(args.model, adapter=args.adapter or "default", device=args.device, dtype=args.dtype)
 
 
 def _book(lib, ref: str):

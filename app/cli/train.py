@@ -50,7 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "tasks and offline public-domain text; writes checkpoint.pt (resumable), log.jsonl and "
                     "adapter.safetensors into --out.",
     )
-    add_common_options(parser, model=True)
+    add_common_options(parser, model=True, dtype=False)  # training has --precision
     parser.add_argument("--out", required=True, help="output folder (checkpoints, log, adapter)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--tiny", action="store_true", help="a tiny random Llama (smoke tests)")

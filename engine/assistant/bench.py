@@ -42,7 +42,7 @@ class CountingEngine:
             yield token
 
 
-def run_bench_ask(model: str | None = None, *, adapter: str | None = "default", device: str = "auto",
+def run_bench_ask(model: str | None = None, *, adapter: str | None = "default", device: str = "auto", dtype: str = "auto",
                   tokens: int = 8192, chapters: int = 4, max_new_tokens: int = 48, repeats: int = 3,
                   question: str = QUESTION, threads: int | None = None) -> dict:
     from engine import api
@@ -55,7 +55,7 @@ def run_bench_ask(model: str | None = None, *, adapter: str | None = "default", 
         torch.set_num_threads(threads)
 
     began = time.perf_counter()
-    engine = api.load_engine(model, adapter=adapter, device=device)
+    engine = api.load_engine(model, adapter=adapter, device=device, dtype=dtype)
     model_load_s = time.perf_counter() - began
     info = api.engine_info(engine)
     with tempfile.TemporaryDirectory(prefix="infinibook-bench-") as folder:

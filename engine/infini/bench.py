@@ -126,8 +126,9 @@ def bench_ingest(model: InfiniModel, tokens: int = 16384, repeats: int = 2) -> I
     )
 
 
-def run_bench_ingest(*, model=None, adapter="default", device="auto", tokens=16384, segment=None, repeats=2) -> dict:
+def run_bench_ingest(*, model=None, adapter="default", device="auto", dtype="auto", tokens=16384, segment=None,
+                     repeats=2) -> dict:
     from . import load_engine
 
-    engine = load_engine(model, adapter=adapter, device=device, segment=segment)
+    engine = load_engine(model, adapter=adapter, device=device, segment=segment, dtype=dtype)
     return bench_ingest(engine, tokens=tokens, repeats=repeats).as_dict()

@@ -149,3 +149,19 @@ def test_a_model_that_fails_to_load_leaves_a_new_book_out_of_the_library(tmp_pat
     assert code != 0 and "No model at /nonexistent/model" in err
     code, out, _ = run(capsys, "list", "--data-dir", lib)
     assert code == 0 and "road" not in out.lower()
+
+
+def test_dtype_reaches_the_model_loader(tmp_path, capsys, monkeypatch):
+    options_seen = []
+
+    def load(model=None, **options):
+        options_seen.append(options)
+        return tiny()
+
+    monkeypatch.setattr(api, "load_engine", load)
+    book = str(write_book(tmp_path / "road.md", chapters=1))
+    code, _, err = run(capsys, "ingest", book, "--dtype", "bfloat16", "--data-dir", str(tmp_path / "lib"))
+    assert code == 0, err
+    assert options_seen[0]["dtype"] == "bfloat16"
+    with pytest.raises(SystemExit):
+        main(["ingest", book, "--dtype", "float8"])
