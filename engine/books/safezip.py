@@ -44,6 +44,11 @@ def check_zip(zf: zipfile.ZipFile, name: str) -> None:
     total = 0
     for info in infos:
         if not check_member_name(info.filename):
+            if check_member_name(info.filename.replace("\\", "/")):
+                raise BookError(
+                    f"'{name}' names its files with Windows backslashes ('{info.filename[:80]}'), which "
+                    "EPUB does not allow; re-save it with an EPUB editor such as Calibre or Sigil."
+                )
             raise BookError(
                 f"'{name}' contains a file named '{info.filename[:80]}' that points outside the "
                 "book (a path-traversal attack); Infinibook will not open it."

@@ -156,6 +156,10 @@ def build_corpus(d: Path) -> list[tuple[str, Path, str]]:
     add("path traversal member", p, "path-traversal")
     p = _epub_with(d / "absolute.epub", add={"/etc/evil.xhtml": xhtml("<p>x</p>")})
     add("absolute member path", p, "path-traversal")
+    p = _epub_with(d / "backslash.epub", add={"OEBPS\\text\\extra.xhtml": xhtml("<p>x</p>")})
+    add("member named with Windows backslashes", p, "Windows backslashes")
+    p = _epub_with(d / "backslash-traversal.epub", add={"..\\..\\evil.xhtml": xhtml("<p>x</p>")})
+    add("traversal with backslashes", p, "path-traversal")
     p = _epub_with(d / "drm.epub", add={"META-INF/encryption.xml": _DRM})
     add("DRM-encrypted content", p, "DRM")
 
