@@ -175,12 +175,17 @@ class ChatPanel(QWidget):
 
     # --- conversation --------------------------------------------------------------------
     def clear(self) -> None:
+        """Also drops an answer being written: another book's conversation replaces this one."""
+        self._timer.stop()
         for bubble in self.bubbles:
             bubble.setParent(None)
             bubble.deleteLater()
         self.bubbles.clear()
         self._streaming = None
+        self._buffer = ""
+        self._dirty = False
         self.empty_hint.setVisible(True)
+        self._update_buttons()
 
     def _header(self, role: str, as_of: int | None) -> str:
         who = "You" if role == "user" else "Infinibook"

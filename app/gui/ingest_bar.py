@@ -38,9 +38,11 @@ class IngestBar(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.read_button)
         layout.addWidget(self.cancel_button)
+        self._stopping = False
         self.idle("")
 
     def idle(self, text: str, *, button: str | None = None) -> None:
+        self._stopping = False
         self.label.setText(text)
         self.bar.setVisible(False)
         self.cancel_button.setVisible(False)
@@ -49,16 +51,25 @@ class IngestBar(QWidget):
             self.read_button.setText(button)
 
     def running(self, text: str) -> None:
+        self._stopping = False
         self.label.setText(text)
         self.bar.setVisible(True)
         self.cancel_button.setVisible(True)
         self.cancel_button.setEnabled(True)
         self.read_button.setVisible(False)
 
+    def stopping(self, text: str) -> None:
+        """After Cancel: progress still arriving moves the bar but keeps this text, Cancel disabled."""
+        self._stopping = True
+        self.label.setText(text)
+        self.cancel_button.setEnabled(False)
+
     def show_event(self, ev, book_title: str = "") -> None:
         total = max(int(getattr(ev, "tokens_total", 0) or 0), 1)
         done = int(getattr(ev, "tokens_done", 0) or 0)
         self.bar.setValue(int(1000 * min(done, total) / total))
+        if self._stopping:
+            return
         chapter = int(getattr(ev, "chapter_index", 0) or 0)
         chapters = int(getattr(ev, "chapters_total", 0) or 0)
         title = getattr(ev, "chapter_title", "") or ""

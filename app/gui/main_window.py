@@ -93,7 +93,10 @@ class MainWindow(QMainWindow):
         self.ingest_book_id = None
         self.ingest_book_title = ""
         self.ask_task: Task | None = None
+        self.ask_book_id = None
         self.summary_task: Task | None = None
+        self.summary_book_id = None
+        self._queued: dict[str, object] = {}  # "ingest"/"ask"/"summary" -> marker of a start waiting for the model
         self._pending_remove = None
         self._memory_refresh_at = 0.0
         self.errors: list[str] = []
@@ -297,6 +300,7 @@ class MainWindow(QMainWindow):
             return None
 
     def show_welcome(self) -> None:
+        self._stop_book_work()
         self.book_id = None
         self.center.setCurrentWidget(self.welcome)
         self.reader.set_chapters([])
@@ -314,9 +318,7 @@ class MainWindow(QMainWindow):
             return
         if self.book_id is not None:
             self.reader.flush_position()
-        for task in (self.ask_task, self.summary_task):
-            if task is not None:
-                task.cancel()
+        self._stop_book_work()
         try:
             record = next((b for b in self.library.list_books() if str(attr(b, "id")) == str(book_id)), None)
             chapters = self.library.chapters(book_id)
@@ -361,6 +363,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{self.book_title} — Infinibook")
         if self.engine is not None:
             self._check_read_status()
+
+    def _stop_book_work(self) -> None:
+        """Answers and summaries belong to the open book: leaving it stops them, queued ones too."""
+        self._queued.pop("ask", None)
+        self._queued.pop("summary", None)
+        for task in (self.ask_task, self.summary_task):
+            if task is not None:
+                task.cancel()
 
     def _stale_from(self, progress) -> bool:
         fingerprint = attr(progress, "fingerprint")
@@ -483,7 +493,7 @@ class MainWindow(QMainWindow):
 
     def _open_added(self, book_id, read: bool) -> None:
         self.open_book(book_id)
-        if read and self.chapters_done < len(self.chapter_records) and self.ingest_task is None:
+        if read and self.chapters_done < len(self.chapter_records) and self.ingest_book_id is None:
             QTimer.singleShot(0, lambda: self.start_ingest(book_id=book_id) if str(book_id) == str(self.book_id) else None)
 
     def remove_book(self, book_id) -> None:
@@ -491,11 +501,28 @@ class MainWindow(QMainWindow):
         title = record.title if record else "this book"
         if not self.confirm("Remove book", f"Remove “{title}” with its memory, chat and summaries from the library?"):
             return
-        if self.ingest_task is not None and str(self.ingest_book_id) == str(book_id):
+        if self.ingest_task is None and str(self.ingest_book_id) == str(book_id):
+            self.cancel_ingest()  # its reading was only queued behind the model loading
+        busy = self._tasks_on(book_id)
+        if busy:  # they would write to a book no longer there: stop them, remove it once they ended
             self._pending_remove = book_id
-            self.ingest_task.cancel()
+            for task in busy:
+                task.cancel()
+            self.status(f"Removing “{title}” once the work on it has stopped…")
             return
         self._remove_now(book_id)
+
+    def _tasks_on(self, book_id) -> list[Task]:
+        """The running tasks that read or write this book."""
+        return [task for task, owner in ((self.ingest_task, self.ingest_book_id), (self.ask_task, self.ask_book_id),
+                                         (self.summary_task, self.summary_book_id))
+                if task is not None and str(owner) == str(book_id)]
+
+    def _remove_if_pending(self) -> None:
+        """Called as a task ends: a removal waiting for the work on its book happens now."""
+        if self._pending_remove is not None and not self._closing and not self._tasks_on(self._pending_remove):
+            pending, self._pending_remove = self._pending_remove, None
+            self._remove_now(pending)
 
     def _remove_now(self, book_id) -> None:
         try:
@@ -551,6 +578,27 @@ class MainWindow(QMainWindow):
         self._engine_task = self.runner.start("engine", load, on_done=self._engine_loaded,
                                               on_failed=self._engine_failed)
         self._show_engine_state()
+
+    def _when_engine_ready(self, kind: str, start, on_failed) -> None:
+        """Run `start` once the model is loaded, unless the request was dropped meanwhile (Stop,
+        Cancel, another book opened): the marker ties the queued start to this one request."""
+        marker = self._queued[kind] = object()
+
+        def claimed() -> bool:
+            if self._queued.get(kind) is not marker:
+                return False
+            del self._queued[kind]
+            return True
+
+        def ready() -> None:
+            if claimed():
+                start()
+
+        def failed(message: str) -> None:
+            if claimed():
+                on_failed(message)
+
+        self.ensure_engine(ready, failed)
 
     def _engine_loaded(self, result) -> None:
         engine, info = result
@@ -611,7 +659,7 @@ class MainWindow(QMainWindow):
         book_id = self.book_id if book_id is None else book_id
         if book_id is None or self.library is None:
             return
-        if self.ingest_task is not None:
+        if self.ingest_book_id is not None:  # reading, or waiting for the model to read
             if str(self.ingest_book_id) != str(book_id):
                 self.show_error(f"Infinibook is still reading “{self.ingest_book_title}”; cancel that first or wait.")
             return
@@ -620,9 +668,9 @@ class MainWindow(QMainWindow):
         waiting = "preparing…" if self.engine is not None else "waiting for the model to load…"
         self.ingest_bar.running(f"Reading “{title}” — {waiting}")
         self.ingest_bar.bar.setValue(0)
-        self.ensure_engine(lambda: self._run_ingest(book_id, restart), self._ingest_not_started)
+        self._when_engine_ready("ingest", lambda: self._run_ingest(book_id, restart), self._ingest_not_started)
 
-    def _ingest_not_started(self, _message: str) -> None:
+    def _ingest_not_started(self, _message: str = "") -> None:
         self.ingest_book_id = None
         self._update_ingest_bar()
 
@@ -692,9 +740,7 @@ class MainWindow(QMainWindow):
         self.ingest_book_id = None
         if self._closing:
             return
-        if self._pending_remove is not None:
-            pending, self._pending_remove = self._pending_remove, None
-            self._remove_now(pending)
+        self._remove_if_pending()
         self.refresh_books()
         if book_id is not None and str(book_id) == str(self.book_id):
             self._refresh_token_counts()
@@ -709,8 +755,9 @@ class MainWindow(QMainWindow):
     def cancel_ingest(self) -> None:
         if self.ingest_task is not None:
             self.ingest_task.cancel()
-            self.ingest_bar.cancel_button.setEnabled(False)
-            self.ingest_bar.label.setText("Stopping after the current segment…")
+            self.ingest_bar.stopping("Stopping after the current segment…")
+        elif self._queued.pop("ingest", None) is not None:
+            self._ingest_not_started()
 
     def _update_ingest_bar(self) -> None:
         if self.ingest_task is not None or (self.ingest_book_id is not None):
@@ -745,7 +792,6 @@ class MainWindow(QMainWindow):
         effective = min(as_of, readable - 1)
         self.chat.begin_answer(question, effective)
         book_id, library = self.book_id, self.library
-        self._ask_pending = True
 
         def start():
             api, engine, gate = self.backend.api, self.engine, self.gate
@@ -758,6 +804,7 @@ class MainWindow(QMainWindow):
                         if task.is_cancelled():
                             break
 
+            self.ask_book_id = book_id
             self.ask_task = self.runner.start(
                 "ask", job,
                 on_chunk=self.chat.append_chunk,
@@ -767,22 +814,25 @@ class MainWindow(QMainWindow):
                 on_ended=self._ask_ended,
             )
 
-        self.ensure_engine(start, lambda msg: self.chat.end_answer("The model could not be loaded."))
+        self._when_engine_ready("ask", start, lambda _msg: self.chat.end_answer("The model could not be loaded."))
 
     def _ask_failed(self, message: str) -> None:
         self.chat.end_answer()
         self.show_error(message)
 
     def _ask_ended(self) -> None:
-        self.ask_task = None
+        self.ask_task = self.ask_book_id = None
+        self._remove_if_pending()
 
     def stop_answer(self) -> None:
         if self.ask_task is not None:
             self.ask_task.cancel()
+        elif self._queued.pop("ask", None) is not None:  # still waiting for the model
+            self.chat.end_answer("Stopped.")
 
     # ------------------------------------------------------------------ summaries
     def generate_summary(self, key: int) -> None:
-        if self.book_id is None or self.summary_task is not None:
+        if self.book_id is None or self.summary_task is not None or self.summaries.generating is not None:
             return
         readable = 0 if self.stale else self.chapters_done
         if key == BOOK and readable < len(self.chapter_records):
@@ -819,36 +869,47 @@ class MainWindow(QMainWindow):
                 i, n = step
                 self.summaries.show_status(f"Summarising chapter {i + 1} of {n} first…")
 
+            self.summary_book_id = book_id
             self.summary_task = self.runner.start(
                 "summary", job,
                 on_chunk=chunk,
                 on_progress=progress,
                 on_done=lambda _r: self._summary_done(book_id, key, "".join(parts)),
-                on_cancelled=lambda: self.summaries.end(None),
-                on_failed=self._summary_failed,
+                on_cancelled=lambda: self._summary_stopped(book_id),
+                on_failed=lambda message: self._summary_failed(book_id, message),
                 on_ended=self._summary_ended,
             )
 
-        self.ensure_engine(start, lambda msg: self.summaries.end(None))
+        self._when_engine_ready("summary", start, lambda _msg: self.summaries.end(None))
 
     def _summary_done(self, book_id, key: int, text: str) -> None:
         if str(book_id) != str(self.book_id):
+            self.summaries.end(None)
             return
         stored = self._load_summaries()  # a book summary also stores the chapter summaries it made
         self.summaries.texts.update(stored)
         self.summaries.end(stored.get(key) or text)
         self.status("Summary saved.")
 
-    def _summary_failed(self, message: str) -> None:
+    def _summary_stopped(self, book_id) -> None:
+        """Stopped or failed: a whole-book summary may have stored chapter summaries first; show them."""
+        if str(book_id) == str(self.book_id):
+            self.summaries.texts.update(self._load_summaries())
         self.summaries.end(None)
+
+    def _summary_failed(self, book_id, message: str) -> None:
+        self._summary_stopped(book_id)
         self.show_error(message)
 
     def _summary_ended(self) -> None:
-        self.summary_task = None
+        self.summary_task = self.summary_book_id = None
+        self._remove_if_pending()
 
     def stop_summary(self) -> None:
         if self.summary_task is not None:
             self.summary_task.cancel()
+        elif self._queued.pop("summary", None) is not None:  # still waiting for the model
+            self.summaries.end(None)
 
     def export_summaries(self, path: str | None = None) -> str | None:
         if self.book_id is None or self.library is None:
@@ -916,10 +977,11 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event) -> None:  # noqa: N802
+        self.hide()  # at once, even while the work still running takes a moment to stop
         self.reader._save_timer.stop()
         self._closing = True
         self.runner.cancel_all()
-        self.runner.wait(20000)
+        self.runner.wait(20000, skip=("engine",))  # loading a model cannot be cancelled; its result is ignored
         if self.library is not None and self.book_id is not None and self.reader.current >= 0:
             try:
                 self.library.set_position(self.book_id, self.reader.current, self.reader.offset())

@@ -30,7 +30,9 @@ def run(*, data_dir: str | None = None, settings_path: str | None = None, engine
         from pathlib import Path
 
         window.add_paths([str(Path(f).resolve()) for f in files])
-    return app.exec()
+    code = app.exec()
+    window.runner.wait(-1)  # a model still loading when the window closed cannot be stopped: let it end quietly
+    return code
 
 
 def main() -> int:

@@ -80,6 +80,10 @@ class SummariesPanel(QWidget):
 
     # --- content ------------------------------------------------------------------------
     def set_book(self, titles: list[str], texts: dict[int, str], chapters_read: int) -> None:
+        """Another book: a summary being written for the previous one is no longer shown."""
+        self._timer.stop()
+        self.generating = None
+        self._buffer = ""
         self.titles = list(titles)
         self.texts = dict(texts)
         self.chapters_read = chapters_read

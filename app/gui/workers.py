@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from engine.errors import Cancelled, InfinibookError
 
@@ -61,10 +61,11 @@ class _Relay(QObject):
     ended = Signal()
 
 
-class Task(QRunnable):
+class Task:
+    """One piece of work; the pool runs `run`. Not a QRunnable: PySide's pool would keep every
+    QRunnable it was given alive for good."""
+
     def __init__(self, name: str, fn: Callable[[Task], Any]):
-        super().__init__()
-        self.setAutoDelete(False)
         self.name = name
         self.fn = fn
         self.relay = _Relay()
@@ -99,7 +100,7 @@ class Task(QRunnable):
             self._last_chunk = time.monotonic() if now is None else now
             self.relay.chunk.emit(text)
 
-    def run(self) -> None:  # QRunnable
+    def run(self) -> None:
         lower_this_thread_priority()
         try:
             result = self.fn(self)
@@ -161,10 +162,17 @@ class TaskRunner(QObject):
         ):
             if slot is not None:
                 signal.connect(slot)
-        relay.ended.connect(lambda: self.tasks.discard(task))
+        relay.ended.connect(lambda: self._release(task))
         self.tasks.add(task)
-        self.pool.start(task)
+        self.pool.start(task.run)
         return task
+
+    def _release(self, task: Task) -> None:
+        """Free an ended task: its relay's connections hold callbacks that hold the task (a cycle
+        Python cannot see), so without this every job, and the engine it captured, stays alive."""
+        self.tasks.discard(task)
+        task.fn = None
+        task.relay.deleteLater()
 
     def running(self, name: str) -> list[Task]:
         return [t for t in self.tasks if t.name == name and not t.finished.is_set()]
@@ -173,8 +181,13 @@ class TaskRunner(QObject):
         for task in list(self.tasks):
             task.cancel()
 
-    def wait(self, msecs: int = 30000) -> bool:
-        return self.pool.waitForDone(msecs)
+    def wait(self, msecs: int = 30000, *, skip: tuple[str, ...] = ()) -> bool:
+        """Wait until the tasks end, except those named in `skip` (work that cannot be cancelled)."""
+        if not skip:
+            return self.pool.waitForDone(msecs)
+        deadline = time.monotonic() + msecs / 1000
+        return all(task.finished.wait(max(deadline - time.monotonic(), 0.0))
+                   for task in list(self.tasks) if task.name not in skip)
 
 
 class EngineGate:

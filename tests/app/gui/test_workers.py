@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QApplication
@@ -83,3 +85,20 @@ def test_gate_lets_a_waiting_question_in_between_segments():
         t.join(10)
     assert "answer" in order
     assert 0 < order.index("answer") < len(order) - 1, "the answer should come while reading goes on"
+
+
+def test_an_ended_task_frees_its_job_and_what_the_job_holds(qtbot):
+    """A job holds the engine (a whole model): it must go when the task ends, e.g. after a model change."""
+    runner = TaskRunner()
+
+    class Model:
+        pass
+
+    model = Model()
+    held = weakref.ref(model)
+    task = weakref.ref(runner.start("ask", lambda _t, m=model: None, on_done=lambda _r: None))
+    del model
+    qtbot.waitUntil(lambda: not runner.tasks, timeout=5000)
+    qtbot.wait(10)  # the event loop deletes the relay (deleteLater)
+    gc.collect()
+    assert held() is None and task() is None
