@@ -32,6 +32,7 @@ from .chat import ChatPanel
 from .ingest_bar import IngestBar
 from .library_panel import BookRow, LibraryPanel
 from .memory_view import MemoryView
+from .messages import for_window
 from .reader import ReaderPanel
 from .resources import app_icon, sample_book
 from .settings import AppSettings, EngineConfig, SettingsDialog
@@ -241,13 +242,16 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ messages to the person
     def show_error(self, message: str) -> None:
-        """One sentence from the engine, in a (non-blocking) dialog."""
+        """One sentence from the engine, worded for the window, in a (non-blocking) dialog that
+        deletes itself once closed (each error would otherwise leave one behind)."""
+        message = for_window(message)
         log.warning("%s", message)
         self.errors.append(message)
         if self._closing:
             return
         box = QMessageBox(QMessageBox.Icon.Warning, "Infinibook", message, QMessageBox.StandardButton.Ok, self)
         box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.finished.connect(lambda _r, b=box: self._boxes.remove(b) if b in self._boxes else None)
         self._boxes.append(box)
         box.open()
@@ -261,13 +265,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ library
     def open_library(self) -> None:
-        data_dir = self.data_dir_override or self.settings.data_dir or None
+        self.library = self._open_library_at(self.current_data_dir())
+        if self.library is not None:
+            self._show_library()
+
+    def _open_library_at(self, data_dir: str):
+        """The library in `data_dir` (the default folder when empty), or None after saying why."""
         try:
-            self.library = self.backend.open_library(data_dir)
+            return self.backend.open_library(data_dir or None)
         except Exception as error:  # noqa: BLE001
-            self.library = None
             self.show_error(str(error) or "The library could not be opened.")
-            return
+            return None
+
+    def _show_library(self) -> None:
+        """List the open library's books and reopen the last one read."""
         self.refresh_books()
         last = self.settings.last_book
         ids = [str(r.id) for r in self._rows]
@@ -352,7 +363,8 @@ class MainWindow(QMainWindow):
         self.chat.set_chapters(titles, usable)
         self.chat.set_stale(self.stale)
         self.chat.set_messages(self._load_messages())
-        self.summaries.set_book(titles, self._load_summaries(), usable)
+        texts, outdated = self._load_summaries()
+        self.summaries.set_book(titles, texts, usable, outdated)
         chapter_idx, offset = (tuple(position) + (0, 0))[:2]
         chapter_idx = min(max(int(chapter_idx or 0), 0), max(len(self.chapter_records) - 1, 0))
         self.reader.show_chapter(chapter_idx, int(offset or 0))
@@ -390,18 +402,27 @@ class MainWindow(QMainWindow):
                         None if as_of is None else int(as_of)))
         return out
 
-    def _load_summaries(self) -> dict[int, str]:
+    def _load_summaries(self) -> tuple[dict[int, str], set[int]]:
+        """The open book's summaries, and the keys of those made under another fingerprint than
+        the current engine's (written from a memory the book no longer has: shown as outdated)."""
         try:
             records = self.library.summaries(self.book_id)
         except Exception:  # noqa: BLE001
             log.exception("summaries")
-            return {}
+            return {}, set()
+        current = str(self.engine_info.get("fingerprint") or "")
         out: dict[int, str] = {}
+        outdated: set[int] = set()
         for s in records:  # later records win: regenerated summaries replace older ones
             idx = attr(s, "chapter_idx", attr(s, "chapter"))
             key = BOOK if idx is None or int(idx) < 0 else int(idx)
             out[key] = attr(s, "text", attr(s, "content", ""))
-        return out
+            made_with = str(attr(s, "fingerprint") or "")
+            if current and made_with and made_with != current:
+                outdated.add(key)
+            else:
+                outdated.discard(key)
+        return out, outdated
 
     def _check_read_status(self) -> None:
         """With an engine loaded: is the book's saved memory usable with it?"""
@@ -616,6 +637,8 @@ class MainWindow(QMainWindow):
         self._show_engine_state()
         self.refresh_books()
         self._check_read_status()
+        if self.book_id is not None:  # another model or settings: summaries made before are now outdated
+            self.summaries.set_stored(*self._load_summaries())
         waiters, self._engine_waiters = self._engine_waiters, []
         for on_ready, _ in waiters:
             if on_ready:
@@ -886,15 +909,15 @@ class MainWindow(QMainWindow):
         if str(book_id) != str(self.book_id):
             self.summaries.end(None)
             return
-        stored = self._load_summaries()  # a book summary also stores the chapter summaries it made
-        self.summaries.texts.update(stored)
+        stored, outdated = self._load_summaries()  # a book summary also stores the chapter summaries it made
+        self.summaries.set_stored(stored, outdated)
         self.summaries.end(stored.get(key) or text)
         self.status("Summary saved.")
 
     def _summary_stopped(self, book_id) -> None:
         """Stopped or failed: a whole-book summary may have stored chapter summaries first; show them."""
         if str(book_id) == str(self.book_id):
-            self.summaries.texts.update(self._load_summaries())
+            self.summaries.set_stored(*self._load_summaries())
         self.summaries.end(None)
 
     def _summary_failed(self, book_id, message: str) -> None:
@@ -948,13 +971,8 @@ class MainWindow(QMainWindow):
         if (engine_changed or dir_changed) and busy:
             self.show_error("Infinibook is busy reading or writing; cancel or wait for it, then change the settings.")
             return
-        if dir_changed:
-            self.settings.data_dir = data_dir
-            self.settings.sync()
-            self.data_dir_override = None  # the person chose a folder: it wins over --data-dir
-            self.reader.flush_position()
-            self.book_id = None
-            self.open_library()
+        if dir_changed and not self._switch_library(data_dir):
+            return
         if engine_changed:
             old_fingerprint = self.engine_info.get("fingerprint") if self.engine is not None else None
             self.engine_config = config
@@ -963,6 +981,25 @@ class MainWindow(QMainWindow):
             self._show_engine_state()
             self._after_engine_reload = lambda: self._offer_reread(old_fingerprint)
             self.ensure_engine()
+
+    def _switch_library(self, data_dir: str) -> bool:
+        """Open the library in `data_dir`, then close the old one (its connection and WAL files).
+        If it cannot be opened, the old library, its open book and the settings stay as they were."""
+        library = self._open_library_at(data_dir)
+        if library is None:
+            return False
+        self.reader.flush_position()
+        for task in self.runner.running("position"):  # they write to the old library: let them finish
+            task.finished.wait(5)
+        old, self.library = self.library, library
+        self.settings.data_dir = data_dir
+        self.settings.sync()
+        self.data_dir_override = None  # the person chose a folder: it wins over --data-dir
+        self.book_id = None
+        self._show_library()
+        if old is not None:
+            old.close()
+        return True
 
     def _offer_reread(self, old_fingerprint) -> None:
         new = self.engine_info.get("fingerprint")

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 BOOK = -1  # the whole-book summary's key in this panel (the engine uses None)
+OUTDATED_NOTE = "Written with another model or settings than the current ones; press Regenerate to update it."
 
 
 class SummariesPanel(QWidget):
@@ -29,6 +30,7 @@ class SummariesPanel(QWidget):
         self.titles: list[str] = []
         self.chapters_read = 0
         self.texts: dict[int, str] = {}
+        self.outdated: set[int] = set()  # keys of summaries made under another memory fingerprint
         self.generating: int | None = None
         self._buffer = ""
 
@@ -79,14 +81,22 @@ class SummariesPanel(QWidget):
         self._update_buttons()
 
     # --- content ------------------------------------------------------------------------
-    def set_book(self, titles: list[str], texts: dict[int, str], chapters_read: int) -> None:
+    def set_book(self, titles: list[str], texts: dict[int, str], chapters_read: int,
+                 outdated: set[int] | frozenset[int] = frozenset()) -> None:
         """Another book: a summary being written for the previous one is no longer shown."""
         self._timer.stop()
         self.generating = None
         self._buffer = ""
         self.titles = list(titles)
         self.texts = dict(texts)
+        self.outdated = set(outdated)
         self.chapters_read = chapters_read
+        self._rebuild()
+
+    def set_stored(self, texts: dict[int, str], outdated: set[int]) -> None:
+        """The summaries the library holds now; outdated ones stay readable but are not marked current."""
+        self.texts.update(texts)
+        self.outdated = set(outdated)
         self._rebuild()
 
     def set_chapters_read(self, n: int) -> None:
@@ -109,8 +119,10 @@ class SummariesPanel(QWidget):
         self.list.clear()
         if self.titles:
             for key in [BOOK, *range(len(self.titles))]:
-                mark = "✓ " if key in self.texts else "    "
+                mark = "    " if key not in self.texts else "↻ " if key in self.outdated else "✓ "
                 item = QListWidgetItem(mark + self._label(key))
+                if key in self.texts and key in self.outdated:
+                    item.setToolTip(OUTDATED_NOTE)
                 readable = self._can_generate(key)
                 if not readable and key not in self.texts:
                     item.setForeground(self.palette().mid())
@@ -135,6 +147,8 @@ class SummariesPanel(QWidget):
         self.title.setText(self._label(key))
         if self.generating == key:
             self.view.setMarkdown(self._buffer or "*Writing…*")
+        elif key in self.outdated and key in self.texts:
+            self.view.setMarkdown(f"*{OUTDATED_NOTE}*\n\n---\n\n{self.texts[key]}")
         elif key in self.texts:
             self.view.setMarkdown(self.texts[key])
         elif key == BOOK and self._can_generate(BOOK):
@@ -199,6 +213,7 @@ class SummariesPanel(QWidget):
         self.generating = None
         if key is not None and text:
             self.texts[key] = text
+            self.outdated.discard(key)
         self._rebuild()
         if key is not None:
             self.select(key)

@@ -113,6 +113,7 @@ class Task:
             self.relay.failed.emit(str(error))
         except Exception as error:  # noqa: BLE001 - every failure must reach the person
             log.exception("task %s failed", self.name)
+            self._flush_chunks()  # the text streamed before the failure is shown, then the message
             self.relay.failed.emit(f"Something unexpected went wrong ({type(error).__name__}: {error}).")
         else:
             if self.is_cancelled():

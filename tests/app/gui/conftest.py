@@ -71,6 +71,32 @@ def make_window(qtbot, engine_factory, settings_path, data_dir):
             window.close()
 
 
+@pytest.fixture
+def fake_window(make_window, qtbot, data_dir):
+    """(window, fake api, book ids) for books made up front; the model waits for `model_may_load`.
+    A `fingerprint` other than the one the books were read under makes them stale."""
+    from .fake_api import FINGERPRINT, FakeApi, make_books
+
+    fakes: list[tuple] = []
+
+    def make(n: int = 2, *, read: bool = True, loaded: bool = False, fingerprint: str = FINGERPRINT):
+        fake = FakeApi(fingerprint)
+        ids = make_books(data_dir, n, read=read)
+        if loaded:
+            fake.model_may_load.set()
+        window = make_window(api=fake, engine_factory=fake.load)
+        if loaded:
+            qtbot.waitUntil(lambda: window.engine is not None, timeout=5000)
+        fakes.append((window, fake))
+        return window, fake, ids
+
+    yield make
+    for window, fake in fakes:  # let every worker end before the window goes
+        fake.model_may_load.set()
+        fake.proceed.set()
+        qtbot.waitUntil(lambda w=window: not w.runner.tasks, timeout=5000)
+
+
 def wait_idle(qtbot, window, timeout: int = 60000) -> None:
     """Until no engine work is running (ingest, answer, summary, model loading, adding)."""
     def idle() -> bool:

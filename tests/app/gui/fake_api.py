@@ -14,18 +14,22 @@ from pathlib import Path
 
 from engine.errors import Cancelled
 from engine.library import Library
-from engine.reading.events import IngestEvent, ReadStatus
+from engine.reading.events import IngestEvent
+from engine.reading.ingest import read_status, require_fresh
 
 FINGERPRINT = "fake-fp"
 WAIT_LIMIT_S = 10.0
 
 
 class FakeEngine:
-    fingerprint = FINGERPRINT
+    def __init__(self, fingerprint: str = FINGERPRINT) -> None:
+        self.fingerprint = fingerprint
 
 
 class FakeApi:
-    def __init__(self) -> None:
+    def __init__(self, fingerprint: str = FINGERPRINT) -> None:
+        """`fingerprint`: the loaded model's; another than FINGERPRINT makes the books read up front stale."""
+        self.fingerprint = fingerprint
         self.model_may_load = threading.Event()
         self.proceed = threading.Event()
         self.calls: list[tuple] = []
@@ -33,7 +37,7 @@ class FakeApi:
     # --- what the window passes as engine_factory ----------------------------------------
     def load(self, _config) -> FakeEngine:
         self.model_may_load.wait(WAIT_LIMIT_S)
-        return FakeEngine()
+        return FakeEngine(self.fingerprint)
 
     def _step(self, should_cancel) -> None:
         deadline = time.monotonic() + WAIT_LIMIT_S
@@ -51,17 +55,21 @@ class FakeApi:
                                      trained_adapter=False)
 
     def read_status(self, library, book_id, engine=None):
-        p = library.ingest_progress(book_id)
-        return ReadStatus(p.chapters_done, p.chapters_total, p.tokens_done, False, "")
+        return read_status(library, book_id, engine)
 
     def ingest(self, library, book_id, engine, *, on_event=None, should_cancel=None, restart=False):
+        """Like the engine's: a book read under another fingerprint needs `restart`."""
         self.calls.append(("ingest", book_id))
+        if restart:
+            library.reset_ingest(book_id)
+        else:
+            require_fresh(library, book_id, engine)
         chapters = library.chapters(book_id)
         n = len(chapters)
         for i in range(library.ingest_progress(book_id).chapters_done, n):
             on_event(IngestEvent(i, n, chapters[i].title, i * 10, n * 10, 1.0, 1.0, False))
             self._step(should_cancel)
-            library.save_snapshot(book_id, i, (i + 1) * 10, FINGERPRINT, b"x", "f32", "1")
+            library.save_snapshot(book_id, i, (i + 1) * 10, engine.fingerprint, b"x", "f32", "1")
             on_event(IngestEvent(i, n, chapters[i].title, (i + 1) * 10, n * 10, 1.0, 1.0, True))
         return self.read_status(library, book_id, engine)
 
@@ -88,7 +96,7 @@ class FakeApi:
             self._step(should_cancel)
             text = f"Summary of chapter {idx + 1}."
             yield text
-            library.save_summary(book_id, idx, text, FINGERPRINT)
+            library.save_summary(book_id, idx, text, engine.fingerprint)
 
         return summary()
 
@@ -100,10 +108,10 @@ class FakeApi:
             sizes = library.chapter_sizes(book_id)
             for c in sizes:
                 on_chapter(c.idx, len(sizes))
-                library.save_summary(book_id, c.idx, f"Summary of chapter {c.idx + 1}.", FINGERPRINT)
+                library.save_summary(book_id, c.idx, f"Summary of chapter {c.idx + 1}.", engine.fingerprint)
             self._step(should_cancel)
             yield "The whole book."
-            library.save_summary(book_id, None, "The whole book.", FINGERPRINT)
+            library.save_summary(book_id, None, "The whole book.", engine.fingerprint)
 
         return summary()
 

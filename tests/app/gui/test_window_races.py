@@ -6,36 +6,10 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from app.gui.summaries import BOOK
 from engine.reading.events import IngestEvent
 
 from .conftest import wait_idle
-from .fake_api import FakeApi, make_books
-
-
-@pytest.fixture
-def fake_window(make_window, qtbot, data_dir):
-    """(window, fake api, book ids) for books made up front; the model waits for `model_may_load`."""
-    fakes: list[tuple] = []
-
-    def make(n: int = 2, *, read: bool = True, loaded: bool = False):
-        fake = FakeApi()
-        ids = make_books(data_dir, n, read=read)
-        if loaded:
-            fake.model_may_load.set()
-        window = make_window(api=fake, engine_factory=fake.load)
-        if loaded:
-            qtbot.waitUntil(lambda: window.engine is not None, timeout=5000)
-        fakes.append((window, fake))
-        return window, fake, ids
-
-    yield make
-    for window, fake in fakes:  # let every worker end before the window goes
-        fake.model_may_load.set()
-        fake.proceed.set()
-        qtbot.waitUntil(lambda w=window: not w.runner.tasks, timeout=5000)
 
 
 def run_everything(qtbot, window, fake) -> None:

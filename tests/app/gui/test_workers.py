@@ -102,3 +102,20 @@ def test_an_ended_task_frees_its_job_and_what_the_job_holds(qtbot):
     qtbot.wait(10)  # the event loop deletes the relay (deleteLater)
     gc.collect()
     assert held() is None and task() is None
+
+
+def test_text_streamed_before_an_unexpected_error_comes_before_the_message(qtbot, monkeypatch):
+    monkeypatch.setattr("app.gui.workers.COALESCE_S", 3600.0)  # every chunk after the first stays buffered
+    runner = TaskRunner()
+    seen = []
+
+    def job(task):
+        for piece in ("a", "b", "c"):
+            task.chunk(piece)
+        raise RuntimeError("a bug")
+
+    runner.start("bug", job, on_chunk=lambda text: seen.append(("chunk", text)),
+                 on_failed=lambda message: seen.append(("failed", message)), on_ended=lambda: seen.append(("ended",)))
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1] == ("ended",), timeout=5000)
+    assert "".join(s[1] for s in seen if s[0] == "chunk") == "abc"
+    assert seen[-2][0] == "failed" and "RuntimeError" in seen[-2][1]
