@@ -79,7 +79,7 @@ def score_prompts(model: InfiniModel, prompts: list[Prompt], *, batch: int = 4, 
     length = len(prompts[0].ids)
     if any(len(p.ids) != length for p in prompts):
         raise ValueError("prompts of one call must have the same length")
-    steps = max(len(p.answer_ids) for p in prompts)
+    steps = max(len(p.answer_ids) for p in prompts) + 1  # one more: " 123456" must not pass for " 12345"
     final = final_chunk_start(length, segment)  # the last, local chunk: ids[final:]
     model.set_memory_read(memory)
     try:
@@ -110,5 +110,10 @@ def score_prompts(model: InfiniModel, prompts: list[Prompt], *, batch: int = 4, 
         model.set_memory_read(True)
 
 
-def exact(answer: list[int], expected: list[int]) -> bool:
-    return answer[: len(expected)] == list(expected)
+def exact(answer: list[int], expected: list[int], tokenizer=None) -> bool:
+    """The expected tokens, then no more of the same word: " 123456" is not " 12345", nor "Maudlin"
+    "Maud" ("12345." and "Maud," are right). Without a tokenizer (toy vocabularies) the tokens alone."""
+    if answer[: len(expected)] != list(expected):
+        return False
+    following = answer[len(expected) : len(expected) + 1]
+    return tokenizer is None or not following or not tokenizer.decode(following)[:1].isalnum()

@@ -38,11 +38,13 @@ def _table(model, prompts, expected_text, *, batch, progress, control=True):
     for prompt, answer, off, text in zip(prompts, answers, controls, expected_text, strict=True):
         row = rows.setdefault(prompt.group, {"samples": 0, "memory": 0, "control": 0, "answers": []})
         row["samples"] += 1
-        row["memory"] += exact(answer, prompt.answer_ids)
-        row["control"] += bool(off is not None and exact(off, prompt.answer_ids))
-        # every answer, not a sample of them: which keys a cell misses is what the model card analyses
-        row["answers"].append({"expected": text, "memory": model.tokenizer.decode(answer[: len(prompt.answer_ids)]),
-                               "control": model.tokenizer.decode(off[: len(prompt.answer_ids)]) if off else None})
+        row["memory"] += exact(answer, prompt.answer_ids, model.tokenizer)
+        row["control"] += bool(off is not None and exact(off, prompt.answer_ids, model.tokenizer))
+        # every answer, not a sample of them: which keys a cell misses is what the model card analyses;
+        # with the token after it, which decides an answer that runs on (" 123456")
+        shown = len(prompt.answer_ids) + 1
+        row["answers"].append({"expected": text, "memory": model.tokenizer.decode(answer[:shown]),
+                               "control": model.tokenizer.decode(off[:shown]) if off else None})
     return rows, seconds
 
 
@@ -92,7 +94,7 @@ def _recall_example(tokenizer, text_ids, total, depth, rng, segment):
     fact, question, answer_ids = data.fact_tokens(tokenizer, subject, name)
     prose_length = total - len(fact) - len(question)  # every prompt is exactly `total` tokens
     room = total - segment - len(fact)
-    if prose_length < 0 or room < 0:
+    if prose_length < 0 or room < 0 or len(text_ids) < prose_length:  # else the question would be cut short
         raise ValueError("the text is too short for a recall test at this segment length")
     position = int(round(depth * min(room, prose_length)))
     prose = text_ids[:prose_length]

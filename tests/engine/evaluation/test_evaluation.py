@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.evaluation import passkey, ppl_with_control, recall
-from engine.evaluation.core import Prompt, greedy_batch, score_prompts, stream_batch
+from engine.evaluation.core import Prompt, exact, greedy_batch, score_prompts, stream_batch
 from engine.infini.tiny import tiny_engine
 from engine.texts import public_domain_text
 from engine.training import data
@@ -32,7 +32,7 @@ def test_shared_prefix_scoring_equals_streaming_each_prompt_alone(model, tokeniz
         ids = torch.tensor([prompt.ids])
         final = ((len(prompt.ids) - 1) // SEGMENT) * SEGMENT
         memories = stream_batch(model, ids[:, :final], model.empty_memories(1))
-        alone = greedy_batch(model, ids[:, final:], memories, len(prompt.answer_ids))[0].tolist()
+        alone = greedy_batch(model, ids[:, final:], memories, len(prompt.answer_ids) + 1)[0].tolist()
         assert alone == answer
 
 
@@ -75,3 +75,27 @@ def test_perplexity_progress_covers_all_three_passes(model):
     dones = [done for done, _ in reports]
     assert dones == sorted(dones) and {total for _, total in reports} == {9 * SEGMENT}
     assert dones[-1] == 9 * SEGMENT
+
+
+def test_an_answer_that_runs_on_is_not_exact(tokenizer):
+    def ids(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False)
+
+    key, name = ids(" 12345"), ids(" Maud")
+    assert exact(ids(" 12345."), key, tokenizer)
+    assert exact(key + ids("<|im_end|>"), key, tokenizer)
+    assert not exact(ids(" 123456"), key, tokenizer)  # the sixth digit makes it another number
+    assert not exact(ids(" 12354"), key, tokenizer)
+    assert exact(name + ids(","), name, tokenizer)
+    assert not exact(name + ids("lin"), name, tokenizer)  # "Maudlin" is not "Maud"
+
+
+def test_scoring_generates_one_token_past_the_longest_answer(model, tokenizer):
+    example = data.passkey_example(tokenizer, 4 * SEGMENT, 0.0, random.Random(1), last_segment=SEGMENT, filler_offset=0)
+    answers = score_prompts(model, [Prompt(example.ids[: example.prompt_length], example.answer_ids)])
+    assert len(answers[0]) == len(example.answer_ids) + 1
+
+
+def test_recall_refuses_a_text_shorter_than_its_prompts(model):
+    with pytest.raises(ValueError, match="too short"):
+        recall(model, public_domain_text("kjv"), ["start"], samples=1, max_tokens=10)
