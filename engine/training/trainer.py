@@ -201,6 +201,12 @@ def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, s
     return loss_sum, count
 
 
+def sampler_seed(seed: int, process: int = 0, step: int = 0) -> str:
+    """Training draws from its own random stream: `eval passkey --seed N` uses random.Random(N), and
+    the same stream here put evaluation keys into training. One stream per process, too."""
+    return f"train-{seed}-{process}-{step}"
+
+
 class TaskSampler:
     """Draws batches of the mixed tasks at the curriculum's current number of segments."""
 
@@ -298,11 +304,13 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
         from engine.texts import public_domain_text
 
         text_ids = model.tokenizer.encode(public_domain_text(config.text), add_special_tokens=False)
-    sampler = TaskSampler(model.tokenizer, config, text_ids, config.seed + accelerator.process_index)
+    sampler = TaskSampler(model.tokenizer, config, text_ids, sampler_seed(config.seed, accelerator.process_index))
     ckpt = out_dir / "checkpoint.pt"
     state = TrainState()
     if resume and ckpt.exists():
         state = load_checkpoint(ckpt, model, optimizer, sampler.rng)
+        if accelerator.process_index:  # the checkpoint holds the main process's stream only
+            sampler.rng.seed(sampler_seed(config.seed, accelerator.process_index, state.step))
         log(f"resumed from {ckpt} at step {state.step}")
     stages = [s for s in config.curriculum if s <= config.max_segments] or [config.max_segments]
     bar = tqdm(total=config.steps, initial=state.step, disable=not (progress and accelerator.is_main_process),
