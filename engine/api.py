@@ -24,13 +24,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from engine.assistant import ask, export_markdown, plan_question, summarize_book, summarize_chapter
+from engine.assistant import (
+    ask,
+    choose_chapter,
+    export_markdown,
+    plan_question,
+    summarize_book,
+    summarize_chapter,
+)
 from engine.reading import IngestEvent, ReadStatus, StaleMemory, ingest, read_status
 
 __all__ = [
-    "EngineInfo", "IngestEvent", "ReadStatus", "StaleMemory", "ask", "engine_info", "export_markdown",
-    "ingest", "load_engine", "open_library", "plan_question", "read_status", "summarize_book",
-    "summarize_chapter",
+    "EngineInfo", "IngestEvent", "ReadStatus", "StaleMemory", "ask", "choose_chapter", "engine_info",
+    "export_markdown", "ingest", "load_engine", "open_library", "plan_question", "read_status",
+    "summarize_book", "summarize_chapter",
 ]
 
 

@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from .common import add_common_options
+from .common import add_common_options, positive_int
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -11,16 +11,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     kinds = bench.add_subparsers(dest="bench_kind", metavar="KIND")
     ingest = kinds.add_parser("ingest", help="Infini streaming vs the plain model on the same segments")
     add_common_options(ingest, model=True)
-    ingest.add_argument("--tokens", type=int, default=16384, help="tokens of real prose to stream")
-    ingest.add_argument("--segment", type=int, default=None, help="segment length (default: the adapter's)")
-    ingest.add_argument("--repeats", type=int, default=2, help="runs per pass; the fastest counts")
+    ingest.add_argument("--tokens", type=positive_int, default=16384, help="tokens of real prose to stream")
+    ingest.add_argument("--segment", type=positive_int, default=None, help="segment length (default: the adapter's)")
+    ingest.add_argument("--repeats", type=positive_int, default=2, help="runs per pass; the fastest counts")
     ingest.set_defaults(handler=run_ingest)
     ask = kinds.add_parser("ask", help="reopen an ingested book and answer: snapshot load, first token, tokens/s")
     add_common_options(ask, model=True)
-    ask.add_argument("--tokens", type=int, default=8192, help="tokens of real prose in the book read first")
-    ask.add_argument("--repeats", type=int, default=3, help="reopen-and-answer runs; the median counts")
-    ask.add_argument("--max-tokens", type=int, default=48, help="longest answer, in tokens")
-    ask.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own)")
+    ask.add_argument("--tokens", type=positive_int, default=8192, help="tokens of real prose in the book read first")
+    ask.add_argument("--repeats", type=positive_int, default=3, help="reopen-and-answer runs; the median counts")
+    ask.add_argument("--max-tokens", type=positive_int, default=48, help="longest answer, in tokens")
+    ask.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: torch's own)")
     ask.set_defaults(handler=run_ask)
     bench.set_defaults(handler=lambda args: bench.print_help() or 1)
 

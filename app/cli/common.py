@@ -23,6 +23,26 @@ def add_common_options(parser: argparse.ArgumentParser, *, model: bool = False, 
                                      "is much faster on CPUs with AMX); the memory itself stays float32")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts and sizes (tokens, repeats, batch, steps...): 0 or less would
+    fail deep inside a run, or store an empty answer, so it is refused with the usage line."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too small; give a whole number of 1 or more")
+    return value
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """A comma-separated list of `positive_int`s, at least one (e.g. 8192,32768)."""
+    values = tuple(positive_int(part.strip()) for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("the list is empty; give one or more numbers separated by commas")
+    return values
+
+
 def fail(message: str, code: int = 2) -> int:
     print(f"infinibook: {message}", file=sys.stderr)
     return code

@@ -7,21 +7,34 @@ from pathlib import Path
 
 from engine.errors import BookError
 
-from .common import add_common_options
+from .common import add_common_options, positive_int, positive_ints
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+def _depth(text: str) -> str:
+    """A depth as the evaluation reads it (start, middle, end or 0-1), checked while parsing so a
+    typo is one usage line rather than a traceback after the model has loaded."""
+    # the evaluation's own rule (this loads torch, as every eval command does anyway)
+    from engine.evaluation import parse_depth
+
+    try:
+        parse_depth(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text.strip()}' is not a depth; use start, middle, end or a number between 0 and 1") from None
+    return text.strip()
 
 
-def _names(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
+def _depths(text: str) -> list[str]:
+    depths = [_depth(x) for x in text.split(",") if x.strip()]
+    if not depths:
+        raise argparse.ArgumentTypeError("no depth given; use start, middle, end or numbers between 0 and 1")
+    return depths
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     add_common_options(parser, model=True)
-    parser.add_argument("--segment", type=int, default=None, help="segment length (default: the adapter's)")
-    parser.add_argument("--batch", type=int, default=4, help="prompts streamed together")
+    parser.add_argument("--segment", type=positive_int, default=None, help="segment length (default: the adapter's)")
+    parser.add_argument("--batch", type=positive_int, default=4, help="prompts streamed together")
     parser.add_argument("--tiny", action="store_true", help="a tiny random Llama (smoke tests)")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -32,32 +45,32 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     passkey = tasks.add_parser("passkey", help="the paper's pass-key retrieval: a 5-digit key hidden in filler")
     _model_options(passkey)
-    passkey.add_argument("--lengths", type=_ints, default=[8192, 32768, 131072])
-    passkey.add_argument("--depths", type=_names, default=["start", "middle", "end"])
-    passkey.add_argument("--samples", type=int, default=2, help="keys per length and depth")
+    passkey.add_argument("--lengths", type=positive_ints, default=[8192, 32768, 131072])
+    passkey.add_argument("--depths", type=_depths, default=["start", "middle", "end"])
+    passkey.add_argument("--samples", type=positive_int, default=2, help="keys per length and depth")
     passkey.add_argument("--seed", type=int, default=0)
     passkey.set_defaults(handler=run_passkey)
 
     recall = tasks.add_parser("recall", help="facts planted in a real long text, asked after all of it")
     _model_options(recall)
     recall.add_argument("file", help="a long .txt/.md file (or .gz)")
-    recall.add_argument("--depths", type=_names, default=["start", "middle", "end"])
-    recall.add_argument("--samples", type=int, default=2)
-    recall.add_argument("--max-tokens", type=int, default=None, help="use only the first N tokens of the text")
+    recall.add_argument("--depths", type=_depths, default=["start", "middle", "end"])
+    recall.add_argument("--samples", type=positive_int, default=2)
+    recall.add_argument("--max-tokens", type=positive_int, default=None, help="use only the first N tokens of the text")
     recall.add_argument("--seed", type=int, default=0)
     recall.set_defaults(handler=run_recall)
 
     ppl = tasks.add_parser("ppl", help="perplexity of a long text streamed with memory vs memory-off")
     _model_options(ppl)
     ppl.add_argument("file")
-    ppl.add_argument("--max-tokens", type=int, default=None)
+    ppl.add_argument("--max-tokens", type=positive_int, default=None)
     ppl.set_defaults(handler=run_ppl)
 
     signal = tasks.add_parser("key-signal", help="probe: how much each layer's memory read at the question "
                                                   "still depends on the pass key, per length")
     _model_options(signal)
-    signal.add_argument("--lengths", type=_ints, default=[8192, 32768, 131072])
-    signal.add_argument("--depth", default="start", help="where the key sits: start, middle, end or 0-1")
+    signal.add_argument("--lengths", type=positive_ints, default=[8192, 32768, 131072])
+    signal.add_argument("--depth", type=_depth, default="start", help="where the key sits: start, middle, end or 0-1")
     signal.add_argument("--min-gate", type=float, default=0.5, help="show layers whose most open gate is at least this")
     signal.set_defaults(handler=run_key_signal)
     parser.set_defaults(handler=lambda args: (parser.print_help(), 1)[1])

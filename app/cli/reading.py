@@ -1,9 +1,9 @@
 """`infinibook ingest | ask | chat | summarize | export`: reading a book and talking about it.
 
 BOOK is a library id or the path of a book file (a file not in the library yet is added
-first). Chapter numbers on the command line are 1-based, as `infinibook show` lists them.
-Nothing here imports torch: the model is loaded through the engine facade when a command
-needs it.
+first, except by `export`, which only reads). Chapter numbers on the command line are 1-based,
+as `infinibook show` lists them. Nothing here imports torch: the model is loaded through the
+engine facade when a command needs it.
 """
 
 from __future__ import annotations
@@ -19,15 +19,11 @@ from engine import api
 from engine.books import load_book
 from engine.errors import LibraryError
 
-from .common import add_common_options
+from .common import add_common_options, positive_int
 
 
 def _engine(args: argparse.Namespace):
     return api.load_engine(args.model, adapter=args.adapter or "default", device=args.device, dtype=args.dtype)
-
-
-def _book(lib, ref: str):
-    return lib.resolve(ref, add_paths=True)
 
 
 def _book_and_engine(lib, args: argparse.Namespace):
@@ -149,13 +145,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     with api.open_library(args.data_dir) as lib:
         book, engine = _book_and_engine(lib, args)
-        as_of = _chapter_index(args.as_of)
-        status = api.read_status(lib, book.id, engine)
-        if status.stale:
-            raise api.StaleMemory(status.message)
-        chapter_idx = as_of if as_of is not None else status.chapters_done - 1
-        if chapter_idx < 0:
-            raise LibraryError("This book has not been read into memory yet; run `infinibook ingest` first.")
+        # checked before the banner: a chapter beyond the book or not read yet is told at once
+        chapter_idx = api.choose_chapter(lib, book.id, engine, _chapter_index(args.as_of))
         title = next((c.title for c in lib.chapter_sizes(book.id) if c.idx == chapter_idx), "")
         print(f"Chatting about '{book.title}' as of chapter {chapter_idx + 1}: {title}. "
               f"An empty line, /quit or Ctrl-D ends; Ctrl-C stops an answer.", file=sys.stderr)
@@ -185,7 +176,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         book, engine = _book_and_engine(lib, args)
         chapter_idx = _chapter_index(args.chapter)
         chapters = lib.chapter_sizes(book.id)
-        limit = {"max_new_tokens": args.max_tokens} if args.max_tokens else {}
+        limit = {"max_new_tokens": args.max_tokens} if args.max_tokens is not None else {}
         if chapter_idx is not None:
             if chapter_idx >= len(chapters):
                 raise LibraryError(f"There is no chapter {args.chapter}; this book has {len(chapters)} chapters.")
@@ -199,7 +190,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
                 if not args.json:
                     print(f"summarising chapter {idx + 1} of {total} first ...", file=sys.stderr)
 
-            chapter_limit = {"chapter_max_new_tokens": args.max_tokens} if args.max_tokens else {}
+            chapter_limit = {"chapter_max_new_tokens": args.max_tokens} if args.max_tokens is not None else {}
             pieces = api.summarize_book(lib, book.id, engine, on_chapter=progress, **limit, **chapter_limit)
             header = f"{book.title} (whole book)"
         if args.json:
@@ -215,10 +206,13 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with api.open_library(args.data_dir) as lib:
-        book = _book(lib, args.book)
+        book = lib.resolve(args.book)  # a read-only command: an unknown file is not added
         text = api.export_markdown(lib, book.id)
     if not args.output or args.output == "-":
-        sys.stdout.write(text)
+        if args.json:
+            _emit({"book_id": book.id, "title": book.title, "markdown": text})
+        else:
+            sys.stdout.write(text)
         return 0
     try:
         with open(args.output, "w", encoding="utf-8") as handle:
@@ -247,26 +241,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("question", help="the question")
     p.add_argument("--as-of", type=int, default=None, metavar="N",
                    help="answer as of the end of chapter N (default: the last chapter read)")
-    p.add_argument("--max-tokens", type=int, default=256, help="longest answer, in tokens")
+    p.add_argument("--max-tokens", type=positive_int, default=256, help="longest answer, in tokens")
     add_common_options(p, model=True)
     p.set_defaults(handler=cmd_ask)
 
     p = commands.add_parser("chat", help="talk about a book interactively, answers streamed")
     p.add_argument("book", help="book id or path of the book's file")
     p.add_argument("--as-of", type=int, default=None, metavar="N", help="as of the end of chapter N")
-    p.add_argument("--max-tokens", type=int, default=256, help="longest answer, in tokens")
+    p.add_argument("--max-tokens", type=positive_int, default=256, help="longest answer, in tokens")
     add_common_options(p, model=True)
     p.set_defaults(handler=cmd_chat)
 
     p = commands.add_parser("summarize", help="summarise a chapter, or the whole book")
     p.add_argument("book", help="book id or path of the book's file")
     p.add_argument("--chapter", type=int, default=None, metavar="N", help="chapter N only (default: the whole book)")
-    p.add_argument("--max-tokens", type=int, default=None, help="longest summary, in tokens")
+    p.add_argument("--max-tokens", type=positive_int, default=None, help="longest summary, in tokens")
     add_common_options(p, model=True)
     p.set_defaults(handler=cmd_summarize)
 
     p = commands.add_parser("export", help="a book's summaries and chat as Markdown")
-    p.add_argument("book", help="book id or path of the book's file")
+    p.add_argument("book", help="book id or path of a book file already in the library")
     p.add_argument("-o", "--output", default=None, metavar="FILE.md", help="output file (default: print)")
     add_common_options(p)
     p.set_defaults(handler=cmd_export)

@@ -8,11 +8,12 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import add_common_options
+from .common import add_common_options, positive_int, positive_ints
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
+    """Comma-separated positive numbers; empty means none."""
+    return positive_ints(text) if text.strip() else ()
 
 
 def _layers(text: str | None) -> tuple[int, ...] | None:
@@ -54,15 +55,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="output folder (checkpoints, log, adapter)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--tiny", action="store_true", help="a tiny random Llama (smoke tests)")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--segment", type=int, default=128, help="segment length in tokens")
+    parser.add_argument("--steps", type=positive_int, default=300)
+    parser.add_argument("--batch", type=positive_int, default=4)
+    parser.add_argument("--segment", type=positive_int, default=128, help="segment length in tokens")
     parser.add_argument("--segment-choices", type=_ints, default=(), help="extra segment lengths drawn at random")
-    parser.add_argument("--curriculum", type=_ints, default=(2, 3, 4, 6, 8, 12, 16),
+    parser.add_argument("--curriculum", type=positive_ints, default=(2, 3, 4, 6, 8, 12, 16),
                         help="stages: the largest number of segments per example")
-    parser.add_argument("--min-segments", type=int, default=2)
+    parser.add_argument("--min-segments", type=positive_int, default=2)
     parser.add_argument("--advance-loss", type=float, default=0.3, help="passkey loss that unlocks the next stage")
-    parser.add_argument("--stage-max-steps", type=int, default=60)
+    parser.add_argument("--stage-max-steps", type=positive_int, default=60)
     parser.add_argument("--hardest-share", type=_share, default=0.6,
                         help="share of steps at the longest unlocked count; the rest uniform from --min-segments up "
                              "(lower mixes lengths more evenly)")
@@ -90,7 +91,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-checkpointing", action="store_true", help="keep all activations (faster, more memory)")
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                         help="bf16 autocast for the base model (auto: on CUDA only; the memory stays float32)")
-    parser.add_argument("--save-every", type=int, default=20)
+    parser.add_argument("--save-every", type=positive_int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--export", default=None, help="also copy the final adapter here (e.g. resources/adapters/...)")
     parser.add_argument("--no-progress", action="store_true")

@@ -52,6 +52,14 @@ def choose_chapter(library, book_id: int, engine, as_of: int | None) -> int:
     return as_of
 
 
+def check_max_new_tokens(max_new_tokens: int) -> None:
+    """Refuse an answer length below one token before anything is stored: it would only save an
+    empty answer or summary (over a good one)."""
+    if max_new_tokens < 1:
+        raise LibraryError(f"An answer needs room for at least 1 token, not {max_new_tokens}; "
+                           f"allow 1 or more tokens.")
+
+
 def history_for(library, book_id: int, engine, chapter_idx: int, budget: int) -> list[dict[str, str]]:
     """Recent question/answer pairs asked as of `chapter_idx` or earlier (later turns could carry
     spoilers), newest kept first within `budget` tokens; unanswered questions are left out."""
@@ -88,6 +96,7 @@ def plan_question(library, book_id: int, engine, question: str, as_of: int | Non
     question = question.strip()
     if not question:
         raise LibraryError("The question is empty; type a question about the book.")
+    check_max_new_tokens(max_new_tokens)
     chapter_idx = choose_chapter(library, book_id, engine, as_of)
     book = library.get_book(book_id)
     chapters = library.chapter_sizes(book_id)
@@ -159,4 +168,4 @@ def ask(library, book_id: int, engine, question: str, *, as_of: int | None = Non
     return answer()
 
 
-__all__ = ["AskPlan", "ask", "fingerprint_of", "plan_question"]
+__all__ = ["AskPlan", "ask", "check_max_new_tokens", "choose_chapter", "fingerprint_of", "plan_question"]

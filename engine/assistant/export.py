@@ -9,6 +9,19 @@ def _quote_heading(text: str) -> str:
     return " ".join(text.split()) or "Untitled"
 
 
+# A line that would be a heading even inside a quote: `# ...`, or a setext underline (`===`, `---`).
+_HEADING_LINE = re.compile(r"^( {0,3})(#|=+\s*$|-+\s*$)")
+
+
+def _blockquote(text: str, empty: str) -> str:
+    """`text` as a Markdown blockquote, every line behind `> ` (blank ones as `>`) with heading
+    marks escaped: a summary or message holding `# ...`, `---` or indentation reads as written
+    and cannot add sections or headings to the document."""
+    lines = (text.strip("\n").rstrip() or empty).splitlines()
+    escaped = (_HEADING_LINE.sub(r"\1\\\2", line) for line in lines)
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in escaped)
+
+
 def chapter_name(idx: int, title: str | None) -> str:
     """A chapter's display name, e.g. Chapter 3: The Storm (a title that already says so stays as is)."""
     title = _quote_heading(title or "")
@@ -33,7 +46,7 @@ def export_markdown(library, book_id: int) -> str:
 
     whole = by_chapter.get(None)
     if whole is not None:
-        lines += ["## Summary of the whole book", "", whole.text.strip() or "(empty)", ""]
+        lines += ["## Summary of the whole book", "", _blockquote(whole.text, "(empty)"), ""]
 
     chapter_summaries = sorted((s for s in summaries if s.chapter_idx is not None), key=lambda s: s.chapter_idx)
     if chapter_summaries:
@@ -41,7 +54,7 @@ def export_markdown(library, book_id: int) -> str:
         for summary in chapter_summaries:
             chapter = chapters.get(summary.chapter_idx)
             lines += [f"### {chapter_name(summary.chapter_idx, chapter.title if chapter else None)}", "",
-                      summary.text.strip() or "(empty)", ""]
+                      _blockquote(summary.text, "(empty)"), ""]
 
     messages = library.messages(book_id)
     if messages:
@@ -52,9 +65,9 @@ def export_markdown(library, book_id: int) -> str:
                 as_of = ""
                 if message.as_of_chapter is not None:
                     as_of = f" (as of {chapter_name(message.as_of_chapter, chapter.title if chapter else None)})"
-                lines += [f"**You**{as_of}:", "", message.content.strip(), ""]
+                lines += [f"**You**{as_of}:", "", _blockquote(message.content, "(empty)"), ""]
             else:
-                lines += ["**Infinibook**:", "", message.content.strip() or "(no answer)", ""]
+                lines += ["**Infinibook**:", "", _blockquote(message.content, "(no answer)"), ""]
     if whole is None and not chapter_summaries and not messages:
         lines += ["No summaries or conversation yet.", ""]
     return "\n".join(lines).rstrip() + "\n"

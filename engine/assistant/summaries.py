@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from engine.errors import LibraryError
 from engine.reading.ingest import chapter_ids, encode, fingerprint_of, load_state, require_fresh
 
-from .ask import by_line, generate_text
+from .ask import by_line, check_max_new_tokens, generate_text
 
 CHAPTER_SUMMARY_TOKENS = 200
 BOOK_SUMMARY_TOKENS = 300
@@ -67,6 +67,7 @@ def _chapter_messages(book, chapter, window_text: str, whole: bool) -> list[dict
 
 def plan_chapter_summary(library, book_id: int, engine, chapter_idx: int,
                          max_new_tokens: int = CHAPTER_SUMMARY_TOKENS) -> ChapterPlan:
+    check_max_new_tokens(max_new_tokens)
     book = library.get_book(book_id)
     chapter = _chapter(library, book_id, chapter_idx)
     ids = chapter_ids(engine, chapter)
@@ -141,6 +142,8 @@ def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[],
     Chapter summaries missing under the current engine are made first (`on_chapter(i, n)` is
     called before each); the book must have been read to its end.
     """
+    check_max_new_tokens(max_new_tokens)
+    check_max_new_tokens(chapter_max_new_tokens)
     status = require_fresh(library, book_id, engine)
     if status.chapters_total == 0 or status.chapters_done < status.chapters_total:
         raise LibraryError(f"Read the whole book first ({status.chapters_done} of {status.chapters_total} "

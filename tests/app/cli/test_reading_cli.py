@@ -121,8 +121,61 @@ def test_unread_and_stale_books_get_one_clear_sentence(tmp_path, capsys, monkeyp
 def test_export_without_notes_prints_markdown(tmp_path, capsys):
     lib = str(tmp_path / "lib")
     book = write_book(tmp_path / "road.md", chapters=2)
+    assert run(capsys, "add", str(book), "--data-dir", lib)[0] == 0
     code, out, err = run(capsys, "export", str(book), "--data-dir", lib)
     assert code == 0 and out.startswith("# ") and "No summaries or conversation yet." in out
+
+
+def test_export_of_a_file_not_in_the_library_adds_nothing(tmp_path, capsys):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    code, out, err = run(capsys, "export", str(book), "--data-dir", lib)
+    assert code == 2 and out == "" and err == "infinibook: 'road.md' is not in the library; add it first with `infinibook add`.\n"
+    code, out, _ = run(capsys, "list", "--data-dir", lib, "--json")
+    assert code == 0 and "road" not in out.lower()
+
+
+def test_export_json_to_stdout_is_one_object(tmp_path, capsys):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    assert run(capsys, "add", str(book), "--data-dir", lib)[0] == 0
+    code, out, err = run(capsys, "export", "1", "--json", "--data-dir", lib)
+    assert code == 0, err
+    [notes] = json_lines(out)
+    assert notes["book_id"] == 1 and notes["title"]
+    assert notes["markdown"].startswith(f"# {notes['title']}\n") and "No summaries" in notes["markdown"]
+
+
+@pytest.mark.parametrize("command", [["ask", "1", "Who?"], ["chat", "1"], ["summarize", "1"],
+                                     ["summarize", "1", "--chapter", "1"]])
+@pytest.mark.parametrize("tokens", ["0", "-3"])
+def test_max_tokens_below_one_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch, command, tokens):
+    monkeypatch.setattr("sys.stdin", io.StringIO("Who?\n\n"))
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--max-tokens", tokens, "--data-dir", str(tmp_path / "lib")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"{tokens} is too small; give a whole number of 1 or more" in err
+    assert not (tmp_path / "lib").exists()
+
+
+@pytest.mark.parametrize(("as_of", "message"), [("5", "There is no chapter 5; this book has 2 chapters."),
+                                                ("2", "Chapter 2 has not been read into memory yet")])
+def test_chat_checks_its_chapter_before_the_banner(tmp_path, capsys, monkeypatch, as_of, message):
+    from engine.errors import Cancelled
+
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    with api.open_library(lib) as library:  # chapter 1 read, chapter 2 not
+        record = library.resolve(str(book), add_paths=True)
+        events = []
+        with pytest.raises(Cancelled):
+            api.ingest(library, record.id, tiny(), on_event=events.append,
+                       should_cancel=lambda: any(e.finished_chapter for e in events))
+    stdin = io.StringIO("Who?\n\n")
+    monkeypatch.setattr("sys.stdin", stdin)
+    code, out, err = run(capsys, "chat", "1", "--as-of", as_of, "--data-dir", lib)
+    assert code == 2 and message in err and "Chatting" not in err and out == ""
+    assert stdin.read() == "Who?\n\n"  # no question was asked for
 
 
 def test_bench_ask_reports_the_keys(capsys):

@@ -225,3 +225,36 @@ def test_export_markdown(library, tmp_path):
              "## Conversation", "**You** (as of Chapter 1: Stage 1):", "Why count?", "**Infinibook**:", "To remember."]
     positions = [notes.index(item) for item in order]
     assert positions == sorted(positions)
+
+
+def test_export_quotes_notes_so_they_cannot_change_the_document(library, tmp_path):
+    engine = tiny()
+    book = read_book(library, tmp_path, chapters=2)
+    library.save_summary(book.id, 0, "## Main events\nThe traveller walks.\n\n# The end", str(engine.fingerprint))
+    library.add_message(book.id, "user", "    indented code? and\n---", 0)
+    library.add_message(book.id, "assistant", "Answer:\n=====", 0)
+    notes = api.export_markdown(library, book.id)
+    headings = [line for line in notes.splitlines() if line.lstrip().startswith("#")]
+    assert headings == [f"# {book.title}", "## Chapter summaries", "### Chapter 1: Stage 1", "## Conversation"]
+    quoted = ["> \\## Main events\n> The traveller walks.\n>\n> \\# The end",  # read as written, in a quote
+              ">     indented code? and\n> \\---", "> Answer:\n> \\====="]
+    assert all(f"\n\n{text}\n\n" in notes + "\n" for text in quoted), notes
+
+
+# -- answer length ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tokens", [0, -3])
+def test_an_answer_length_below_one_token_is_refused_before_anything_is_stored(library, tmp_path, tokens):
+    engine = tiny()
+    book = read_book(library, tmp_path, chapters=2)
+    library.save_summary(book.id, 0, "A good summary.", str(engine.fingerprint))
+    with pytest.raises(LibraryError, match="at least 1 token"):
+        api.ask(library, book.id, engine, "Who?", max_new_tokens=tokens)
+    with pytest.raises(LibraryError, match="at least 1 token"):
+        api.summarize_chapter(library, book.id, engine, 0, max_new_tokens=tokens)
+    for options in ({"max_new_tokens": tokens}, {"chapter_max_new_tokens": tokens}):
+        with pytest.raises(LibraryError, match="at least 1 token"):
+            api.summarize_book(library, book.id, engine, **options)
+    assert library.messages(book.id) == []
+    assert [(s.chapter_idx, s.text) for s in library.summaries(book.id)] == [(0, "A good summary.")]
