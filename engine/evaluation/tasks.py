@@ -59,7 +59,7 @@ def passkey(model: InfiniModel, lengths: Sequence[int], depths: Sequence[str], s
             for _ in range(samples):
                 example = data.passkey_example(model.tokenizer, length, parse_depth(depth), rng,
                                                last_segment=model.segment, filler_offset=0)
-                prompts.append(Prompt(example.ids[: example.prompt_length], example.answer_ids, (length, depth)))
+                prompts.append(Prompt(example.ids[: example.prompt_length], example.answer_ids[:-1], (length, depth)))
                 texts.append(example.answer)
         rows, seconds = _table(model, prompts, texts, batch=batch, progress=progress)
         for (row_length, depth), row in rows.items():

@@ -101,7 +101,9 @@ def passkey_example(tokenizer, total: int, depth: float, rng: random.Random, *, 
     filler = _encode(tokenizer, PASSKEY_FILLER + " ")
     needle = _encode(tokenizer, f"The pass key is {key}. Remember it. {key} is the pass key. ")
     question = _encode(tokenizer, PASSKEY_QUESTION)
-    answer_ids = _encode(tokenizer, f" {key}")
+    # The full stop is trained too: with the digits alone as targets the model never learned where
+    # the key ends and ran on (" 604944" for 60494). Evaluations expect the digits (answer_ids[:-1]).
+    answer_ids = _encode(tokenizer, f" {key}.")
     if total < len(intro) + len(needle) + len(question) + len(answer_ids) + (last_segment or 0):
         intro = []  # short prompts (tiny tests) drop the introduction
     body = total - len(intro) - len(needle) - len(question) - len(answer_ids)  # filler tokens

@@ -352,3 +352,10 @@ def test_training_keys_come_from_another_stream_than_the_evaluation_keys(tokeniz
     assert len(trained(0) & evaluated) >= 5  # the old seeding: the same stream, keys shared
     assert len(trained(sampler_seed(0)) & evaluated) <= 1  # ~0.5 expected by chance
     assert trained(sampler_seed(0, process=1)) != trained(sampler_seed(0, process=0))
+
+
+def test_the_passkey_target_ends_with_a_full_stop_so_the_model_learns_where_the_key_ends(tokenizer):
+    example = data.passkey_example(tokenizer, 8 * 64, 0.5, random.Random(0), last_segment=64, key="60494")
+    assert tokenizer.decode(example.answer_ids) == " 60494."
+    targets = [t for t in example.labels if t != -100]
+    assert targets == example.answer_ids and tokenizer.decode(targets[-1:]) == "."
