@@ -144,10 +144,11 @@ def _print_rows(rows, args, model) -> None:
         _print_json(model, rows=rows)
         return
     print(_header(model))
-    print(f"{'length':>8} {'depth':>7} {'n':>3} {'memory':>8} {'memory-off':>10}")
+    print(f"{'length':>8} {'depth':>7} {'n':>3} {'memory':>8} {'memory-off':>10} {'starts right':>13}")
     for row in rows:
         n = row["samples"]
-        print(f"{row['length']:>8} {row['depth']:>7} {n:>3} {row['memory'] / n:>8.0%} {row['control'] / n:>10.0%}")
+        print(f"{row['length']:>8} {row['depth']:>7} {n:>3} {row['memory'] / n:>8.0%} {row['control'] / n:>10.0%}"
+              f" {row['memory_prefix'] / n:>13.0%}")
 
 
 def _evaluate(args, evaluate):

@@ -36,9 +36,12 @@ def _table(model, prompts, expected_text, *, batch, progress, control=True):
     controls = score_prompts(model, prompts, batch=batch, memory=False) if control else [None] * len(prompts)
     rows: dict[tuple, dict] = {}
     for prompt, answer, off, text in zip(prompts, answers, controls, expected_text, strict=True):
-        row = rows.setdefault(prompt.group, {"samples": 0, "memory": 0, "control": 0, "answers": []})
+        row = rows.setdefault(prompt.group, {"samples": 0, "memory": 0, "control": 0, "memory_prefix": 0,
+                                             "answers": []})
         row["samples"] += 1
         row["memory"] += exact(answer, prompt.answer_ids, model.tokenizer)
+        # the expected tokens first, whatever followed: how answers were scored before 2026-11-25
+        row["memory_prefix"] += exact(answer, prompt.answer_ids)
         row["control"] += bool(off is not None and exact(off, prompt.answer_ids, model.tokenizer))
         # every answer, not a sample of them: which keys a cell misses is what the model card analyses;
         # with the token after it, which decides an answer that runs on (" 123456")

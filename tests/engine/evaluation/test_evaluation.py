@@ -50,7 +50,7 @@ def test_passkey_table_has_every_length_depth_and_control(model):
     rows = passkey(model, [4 * SEGMENT, 6 * SEGMENT], ["start", "middle", "end"], samples=2)
     assert {(r["length"], r["depth"]) for r in rows} == {(n, d) for n in (128, 192) for d in ("start", "middle", "end")}
     for row in rows:
-        assert row["samples"] == 2 and 0 <= row["memory"] <= 2 and 0 <= row["control"] <= 2
+        assert row["samples"] == 2 and 0 <= row["memory"] <= row["memory_prefix"] <= 2 and 0 <= row["control"] <= 2
         assert len(row["answers"]) == 2 and all(len(a["expected"]) == 5 for a in row["answers"])
 
 
