@@ -90,7 +90,7 @@ def merge_lora(model: InfiniModel) -> None:
 
 def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, name: str, merge: bool = True) -> None:
     """Apply an adapter's LoRA; merged for inference, or left as trainable peft layers."""
-    from peft import set_peft_model_state_dict
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
     try:
         options = json.loads(spec)
@@ -102,6 +102,9 @@ def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, 
     result = set_peft_model_state_dict(model.lm, {k: v.to(model.device) for k, v in state.items()})
     if getattr(result, "unexpected_keys", None):
         raise ModelError(f"The adapter {name} does not fit this model's layers; choose a matching adapter.")
+    if set(get_peft_model_state_dict(model.lm)) - set(state):  # those layers would keep B = 0, silently
+        raise ModelError(f"The adapter {name} lacks some of the LoRA weights it describes; it is damaged, "
+                         "choose another adapter.")
     if merge and not lora_memory_only(model):
         merge_lora(model)
 

@@ -269,3 +269,24 @@ def test_streaming_attention_equals_the_differentiable_one(engine):
     assert torch.allclose(streamed, expected.detach(), rtol=1e-5, atol=1e-6)
     assert torch.equal(cache.key, expected_cache.key.detach())
     assert cache.key.is_contiguous() and not expected_cache.key.is_contiguous()
+
+
+def test_an_adapter_missing_some_of_its_lora_weights_is_refused(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from engine.infini.adapter import load_adapter, save_adapter
+
+    source = tiny_engine(segment=16, gate_init=0.0)
+    add_lora(source, rank=4, targets=("q_proj", "k_proj", "v_proj"))
+    randomize_lora(source)
+    whole = save_adapter(source, tmp_path / "whole.safetensors")
+    tensors = load_file(whole)
+    with safe_open(whole, "pt") as handle:
+        metadata = handle.metadata()
+    damaged = {k: v for k, v in tensors.items() if not ("layers.1." in k and "lora_B" in k)}
+    assert len(damaged) < len(tensors)
+    save_file(damaged, tmp_path / "damaged.safetensors", metadata=metadata)
+    load_adapter(tiny_engine(segment=16), whole)  # the whole file loads
+    with pytest.raises(ModelError, match="lacks some of the LoRA weights"):
+        load_adapter(tiny_engine(segment=16), tmp_path / "damaged.safetensors")
