@@ -112,6 +112,11 @@ def _book(row: dict) -> BookRecord:
     return BookRecord(**{k: row[k] for k in BookRecord.__dataclass_fields__})
 
 
+
+def _busy(error: sqlite3.Error) -> bool:
+    """Another connection holds the lock: worth a retry, not a sign of damage."""
+    return "locked" in str(error) or "busy" in str(error)
+
 class Library:
     """All persistent state of Infinibook. Use `Library.open()`; close it when done."""
 
@@ -143,7 +148,7 @@ class Library:
             raise
         except sqlite3.DatabaseError as e:
             conn.close()
-            if "locked" in str(e) or "busy" in str(e):
+            if _busy(e):
                 raise LibraryError(f"The library '{path}' is busy (another Infinibook is writing to it); try again in a moment.") from e
             raise LibraryError(
                 f"'{path}' is not an Infinibook library or is damaged ({e}); move it aside or "
@@ -183,7 +188,7 @@ class Library:
                 self.db.enable_wal()
                 return
             except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > deadline:
+                if not _busy(e) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
@@ -210,7 +215,7 @@ class Library:
             try:
                 yield self.db.conn
             except sqlite3.OperationalError as e:
-                if "locked" in str(e) or "busy" in str(e):
+                if _busy(e):
                     raise LibraryError("The library is busy (another Infinibook is writing to it); try again in a moment.") from e
                 raise LibraryError(f"The library '{self.path}' could not be used ({e}); check free disk space and permissions.") from e
             except sqlite3.Error as e:
