@@ -21,8 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.cli.common import PRECISIONS
+
 DEVICES = ["auto", "cpu", "cuda"]
-DTYPES = ["auto", "float32", "bfloat16", "float16"]
+DTYPES = PRECISIONS  # the command line's --dtype choices
 RULES = ["", "delta", "linear"]  # "" = the adapter's own rule
 
 
