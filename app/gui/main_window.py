@@ -404,7 +404,8 @@ class MainWindow(QMainWindow):
 
     def _load_summaries(self) -> tuple[dict[int, str], set[int]]:
         """The open book's summaries, and the keys of those made under another fingerprint than
-        the current engine's (written from a memory the book no longer has: shown as outdated)."""
+        the current engine's (written from a memory the book no longer has: shown as outdated) or,
+        for the whole book, before one of its chapter summaries was regenerated."""
         try:
             records = self.library.summaries(self.book_id)
         except Exception:  # noqa: BLE001
@@ -418,7 +419,7 @@ class MainWindow(QMainWindow):
             key = BOOK if idx is None or int(idx) < 0 else int(idx)
             out[key] = attr(s, "text", attr(s, "content", ""))
             made_with = str(attr(s, "fingerprint") or "")
-            if current and made_with and made_with != current:
+            if (current and made_with and made_with != current) or attr(s, "superseded", False):
                 outdated.add(key)
             else:
                 outdated.discard(key)

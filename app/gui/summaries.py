@@ -18,6 +18,12 @@ from PySide6.QtWidgets import (
 
 BOOK = -1  # the whole-book summary's key in this panel (the engine uses None)
 OUTDATED_NOTE = "Written with another model or settings than the current ones; press Regenerate to update it."
+OUTDATED_BOOK_NOTE = ("Written with another model or settings than the current ones, or before one of the chapter "
+                      "summaries it was built from was regenerated; press Regenerate to update it.")
+
+
+def outdated_note(key: int) -> str:
+    return OUTDATED_BOOK_NOTE if key == BOOK else OUTDATED_NOTE
 
 
 class SummariesPanel(QWidget):
@@ -122,7 +128,7 @@ class SummariesPanel(QWidget):
                 mark = "    " if key not in self.texts else "↻ " if key in self.outdated else "✓ "
                 item = QListWidgetItem(mark + self._label(key))
                 if key in self.texts and key in self.outdated:
-                    item.setToolTip(OUTDATED_NOTE)
+                    item.setToolTip(outdated_note(key))
                 readable = self._can_generate(key)
                 if not readable and key not in self.texts:
                     item.setForeground(self.palette().mid())
@@ -148,7 +154,7 @@ class SummariesPanel(QWidget):
         if self.generating == key:
             self.view.setMarkdown(self._buffer or "*Writing…*")
         elif key in self.outdated and key in self.texts:
-            self.view.setMarkdown(f"*{OUTDATED_NOTE}*\n\n---\n\n{self.texts[key]}")
+            self.view.setMarkdown(f"*{outdated_note(key)}*\n\n---\n\n{self.texts[key]}")
         elif key in self.texts:
             self.view.setMarkdown(self.texts[key])
         elif key == BOOK and self._can_generate(BOOK):

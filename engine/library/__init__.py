@@ -90,6 +90,9 @@ class SummaryRecord:
     text: str
     fingerprint: str
     created_at: str
+    # A whole-book summary is built from the chapter summaries: once one of them is regenerated
+    # after it, it no longer says what they say.
+    superseded: bool = False
 
 
 @dataclass(frozen=True)
@@ -429,11 +432,14 @@ class Library:
         self._book_row(book_id)
         with self._guard():
             rows = self.db.query(
-                "SELECT chapter_idx, text, fingerprint, created_at FROM summaries WHERE book_id = ?"
-                " ORDER BY chapter_idx IS NULL, chapter_idx",
+                # ids only grow (max + 1), so a chapter row with a larger id was stored later
+                "SELECT chapter_idx, text, fingerprint, created_at,"
+                " chapter_idx IS NULL AND EXISTS (SELECT 1 FROM summaries AS c WHERE c.book_id = s.book_id"
+                " AND c.chapter_idx IS NOT NULL AND c.id > s.id) AS superseded"
+                " FROM summaries AS s WHERE book_id = ? ORDER BY chapter_idx IS NULL, chapter_idx",
                 (int(book_id),),
             )
-            return [SummaryRecord(**r) for r in rows]
+            return [SummaryRecord(**{**r, "superseded": bool(r["superseded"])}) for r in rows]
 
     def add_message(self, book_id: int, role: str, content: str, as_of_chapter: int | None) -> int:
         self._book_row(book_id)

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from app.gui.messages import for_window
 from app.gui.settings import AppSettings
+from app.gui.summaries import BOOK
 from engine.errors import LibraryError
 from engine.library import Library
 
@@ -62,6 +63,23 @@ def test_summaries_made_with_another_model_are_shown_as_outdated(fake_window, qt
     assert "Old summary." in shown and "Regenerate" in shown  # kept readable, marked outdated
     window.summaries.select(1)
     assert window.summaries.view.toPlainText().strip() == "New summary."
+
+
+def test_a_book_summary_older_than_a_regenerated_chapter_summary_is_shown_as_outdated(fake_window, qtbot, data_dir):
+    window, fake, (a,) = fake_window(1)
+    library = Library.open(data_dir)
+    library.save_summary(a, 0, "Chapter one.", FINGERPRINT)
+    library.save_summary(a, None, "The whole book.", FINGERPRINT)
+    library.save_summary(a, 0, "Chapter one, regenerated.", FINGERPRINT)
+    library.close()
+    window.open_book(a)
+    fake.model_may_load.set()
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=5000)
+
+    assert [window.summaries.list.item(row).text()[:1] for row in (0, 1)] == ["↻", "✓"]
+    window.summaries.select(BOOK)
+    shown = window.summaries.view.toPlainText()
+    assert "The whole book." in shown and "before one of the chapter summaries" in shown
 
 
 def test_ctrl_r_on_a_stale_book_words_the_advice_for_the_window(fake_window, qtbot):

@@ -190,6 +190,22 @@ def test_summaries_replace_and_whole_book(lib: Library, tmp_path: Path) -> None:
     assert got == [(0, "zero", "fp"), (1, "new", "fp"), (None, "book v2", "fp2")]
 
 
+def test_a_regenerated_chapter_summary_supersedes_the_whole_book_summary(lib: Library, tmp_path: Path) -> None:
+    rec = lib.add_book(_book(), tmp_path / "x.txt")
+
+    def superseded() -> list[bool]:
+        return [s.superseded for s in lib.summaries(rec.id)]
+
+    lib.save_summary(rec.id, 0, "zero", "fp")
+    lib.save_summary(rec.id, 1, "one", "fp")
+    lib.save_summary(rec.id, None, "book", "fp")
+    assert superseded() == [False, False, False]
+    lib.save_summary(rec.id, 0, "zero again", "fp")  # the book summary no longer says what it says
+    assert superseded() == [False, False, True]
+    lib.save_summary(rec.id, None, "book again", "fp")
+    assert superseded() == [False, False, False]
+
+
 def test_messages_and_position(lib: Library, tmp_path: Path) -> None:
     rec = lib.add_book(_book(), tmp_path / "x.txt")
     a = lib.add_message(rec.id, "user", "Who is Ahab?", 1)
