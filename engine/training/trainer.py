@@ -265,6 +265,12 @@ def save_checkpoint(path: Path, model: InfiniModel, optimizer, state: TrainState
     tmp.replace(path)
 
 
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def load_checkpoint(path: Path, model: InfiniModel, optimizer, rng) -> TrainState:
     saved = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code: tensors and plain data only
     named = dict(model.lm.named_parameters())
@@ -315,7 +321,11 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
     stages = [s for s in config.curriculum if s <= config.max_segments] or [config.max_segments]
     bar = tqdm(total=config.steps, initial=state.step, disable=not (progress and accelerator.is_main_process),
                dynamic_ncols=True)
-    log_file = (out_dir / "log.jsonl").open("a")
+    log_path = out_dir / "log.jsonl"
+    if accelerator.is_main_process and resume and state.step:
+        # a run stopped between checkpoints logged steps it now repeats: keep the checkpoint's own
+        _atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in state.history))
+    log_file = log_path.open("a") if accelerator.is_main_process else None  # one writer under accelerate
     device = model.device
     autocast = mixed_precision(device, config.precision)
     while state.step < config.steps:
@@ -357,8 +367,9 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
         if any(e.answer for e in examples):  # the keys and names asked: which ones stay hard
             record["answers"] = [e.answer for e in examples]
         state.history.append(record)
-        log_file.write(json.dumps(record) + "\n")
-        log_file.flush()
+        if log_file is not None:
+            log_file.write(json.dumps(record) + "\n")
+            log_file.flush()
         # curriculum: advance once recall works with the current largest number of segments
         current = state.ema.get(f"passkey@{max_segments}")
         if state.stage < len(stages) - 1 and (
@@ -376,6 +387,7 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
                     "train_tokens": state.tokens, "device": str(device)}
             save_adapter(model, out_dir / "adapter.safetensors", info=info)
     bar.close()
-    log_file.close()
+    if log_file is not None:
+        log_file.close()
     return {"steps": state.step, "seconds": state.seconds, "tokens": state.tokens, "ema": state.ema,
             "gates": gate_summary(model)}

@@ -253,6 +253,8 @@ def test_hard_keys_share_draws_keys_with_at_most_three_digits(tokenizer):
 def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
     model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
     train(model, tiny_config(4, save_every=2, batch=2, extra_trainable=()), tmp_path, progress=False)
+    with (tmp_path / "log.jsonl").open("a") as log:  # a run killed after logging step 5, before its checkpoint
+        log.write(json.dumps({"step": 5, "task": "passkey", "loss": 9.9, "answers": ["0", "0"]}) + "\n")
     again = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
     result = train(again, tiny_config(6, save_every=2, batch=2, extra_trainable=()), tmp_path, resume=True,
                    progress=False)
