@@ -1,7 +1,8 @@
 """The `infinibook` command line: one subcommand module per area, all on the engine API.
 
 Every command takes `--data-dir` (and honours $INFINIBOOK_DATA_DIR); engine errors are printed
-as one sentence on stderr with a non-zero exit status and no traceback.
+as one sentence on stderr with a non-zero exit status and no traceback. A reader that stops
+early (`infinibook export 1 | head`) ends the command quietly with status 141, as SIGPIPE would.
 """
 
 import argparse
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from engine.errors import InfinibookError
 
 from . import bench, books, evaluate, gui, reading, train
-from .common import fail
+from .common import fail, silence_stdout
 
 # Each module exposes register(subparsers); a subcommand sets `handler` to a function(args) -> int.
 COMMAND_MODULES = [books, reading, bench, train, evaluate, gui]
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(error))
     except KeyboardInterrupt:
         return fail("interrupted; finished work is kept.", 130)
+    except BrokenPipeError:
+        silence_stdout()
+        return 128 + 13  # SIGPIPE: the output was cut short, which a pipeline can tell
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 
 from engine.books import load_book
 from engine.library import BookRecord, Library
 
-from .common import add_common_options
+from .common import add_common_options, silence_stdout
 
 
 def _book_json(record: BookRecord) -> dict:
@@ -31,8 +30,7 @@ def _emit(*lines: str) -> None:
         sys.stdout.write("".join(f"{line}\n" for line in lines))
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail either
+        silence_stdout()
 
 
 def _print_json(data: object) -> None:

@@ -1,26 +1,43 @@
 """Options and output helpers every subcommand shares."""
 
 import argparse
+import os
+import re
 import sys
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
-def add_common_options(parser: argparse.ArgumentParser, *, model: bool = False, dtype: bool = True) -> None:
+def add_common_options(parser: argparse.ArgumentParser, *, model: bool = False, dtype: bool = True,
+                       adapter: bool = True) -> None:
     """Options every command shares; `model` adds the model choice for commands that run one
-    (and, unless `dtype` is false, the precision of its weights)."""
+    (and, unless `dtype` or `adapter` is false, the precision of its weights and its adapter:
+    a command that would ignore one does not offer it)."""
     parser.add_argument("--data-dir", default=None, help="library directory (default: $INFINIBOOK_DATA_DIR or the user data dir)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     if model:
         parser.add_argument("--model", default=None, help="local HF directory or GGUF file (default: embedded SmolLM2-135M-Instruct)")
-        parser.add_argument("--adapter", default=None, help="Infini adapter .safetensors (default: the shipped one; none: untrained gates)")
-        parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+        if adapter:
+            parser.add_argument("--adapter", default=None,
+                                help="Infini adapter .safetensors (default: the shipped one; none: untrained gates)")
+        parser.add_argument("--device", default="auto", type=device_name, help="auto, cpu or cuda (cuda:N: one GPU)")
         parser.add_argument("--allow-download", action="store_true",
                             help="let --model name a Hugging Face hub id and download it (needs a network)")
         if dtype:
             parser.add_argument("--dtype", default="auto", choices=PRECISIONS,
                                 help="the weights' precision (auto: bfloat16 on CUDA, float32 on CPU; bfloat16 "
                                      "is much faster on CPUs with AMX); the memory itself stays float32")
+
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def device_name(text: str) -> str:
+    """An argparse type for --device: a misspelt device would otherwise reach torch after the
+    command started (a traceback), so it is refused with the usage line."""
+    if not _DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a device; use auto, cpu or cuda (cuda:N for one GPU)")
+    return text
 
 
 def positive_int(text: str) -> int:
@@ -46,3 +63,13 @@ def positive_ints(text: str) -> tuple[int, ...]:
 def fail(message: str, code: int = 2) -> int:
     print(f"infinibook: {message}", file=sys.stderr)
     return code
+
+
+def silence_stdout() -> None:
+    """After a BrokenPipeError (the reader of `infinibook ... | head` has gone): point stdout at
+    the null device, so that the interpreter's final flush does not fail with a traceback too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)

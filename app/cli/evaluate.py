@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+import zlib
 from pathlib import Path
 
 from engine.errors import BookError
@@ -88,11 +89,15 @@ def _load(args):
 
 
 def _read_text(path: str) -> str:
-    """The whole text of a plain, gzipped or book file; one clear sentence when unreadable."""
+    """The whole text of a plain, gzipped or book file; one clear sentence when unreadable or
+    empty (an empty text would only fail deep inside the evaluation, after the model load)."""
     try:
-        return _read_text_file(Path(path))
-    except OSError as error:
+        text = _read_text_file(Path(path))
+    except (OSError, EOFError, zlib.error) as error:  # EOFError, zlib.error: a damaged .gz
         raise BookError(f"cannot read {path}; give a readable text file.") from error
+    if not text.strip():
+        raise BookError(f"{path} holds no text; give a file with some prose to measure.")
+    return text
 
 
 def _read_text_file(file: Path) -> str:

@@ -42,12 +42,16 @@ def _book_and_engine(lib, args: argparse.Namespace):
     return known, _engine(args)
 
 
-def _chapter_index(number: int | None, what: str = "chapter") -> int | None:
-    if number is None:
-        return None
-    if number < 1:
-        raise LibraryError(f"Chapters are numbered from 1; {number} is not a {what} number.")
-    return number - 1
+def _chapter_index(number: int | None) -> int | None:
+    """A 1-based chapter number from the command line (checked by `positive_int`) as an index."""
+    return None if number is None else number - 1
+
+
+def _question(text: str) -> str:
+    """An argparse type: an empty question is refused before a new book is added or a model loads."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the question is empty; type a question about the book")
+    return text
 
 
 def _emit(data: dict) -> None:
@@ -152,20 +156,36 @@ def cmd_chat(args: argparse.Namespace) -> int:
               f"An empty line, /quit or Ctrl-D ends; Ctrl-C stops an answer.", file=sys.stderr)
         while True:
             try:
-                question = input("you> ")
+                question = input("" if args.json else "you> ")  # --json: stdout holds JSON only
             except (EOFError, KeyboardInterrupt):
                 print(file=sys.stderr)
                 return 0
             if not question.strip() or question.strip() in ("/quit", "/exit"):
                 return 0
             pieces = api.ask(lib, book.id, engine, question, as_of=chapter_idx, max_new_tokens=args.max_tokens)
-            sys.stdout.write("infinibook> ")
-            try:
-                _stream_answer(pieces)
-            except KeyboardInterrupt:
-                pieces.close()  # the partial answer is stored
-                sys.stdout.write(" [stopped]")
-            print()
+            if not args.json:
+                sys.stdout.write("infinibook> ")
+            finished = _answer_turn(pieces, echo=not args.json)
+            if args.json:  # one object per answer, as stored (also when stopped part-way)
+                _emit({"book_id": book.id, "as_of_chapter": chapter_idx + 1, "question": question.strip(),
+                       "answer": lib.messages(book.id)[-1].content, "stopped": not finished})
+            else:
+                print("" if finished else " [stopped]")
+
+
+def _answer_turn(pieces, *, echo: bool) -> bool:
+    """Run one chat answer to its end, printed as it comes when `echo`; False when Ctrl-C stopped
+    it (the partial answer is stored all the same)."""
+    try:
+        if echo:
+            _stream_answer(pieces)
+        else:
+            for _ in pieces:
+                pass
+    except KeyboardInterrupt:
+        pieces.close()
+        return False
+    return True
 
 
 # -- summaries and export ------------------------------------------------------------------------
@@ -238,23 +258,25 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("ask", help="ask a question about a book, as of a chapter")
     p.add_argument("book", help="book id or path of the book's file")
-    p.add_argument("question", help="the question")
-    p.add_argument("--as-of", type=int, default=None, metavar="N",
+    p.add_argument("question", type=_question, help="the question")
+    p.add_argument("--as-of", type=positive_int, default=None, metavar="N",
                    help="answer as of the end of chapter N (default: the last chapter read)")
     p.add_argument("--max-tokens", type=positive_int, default=256, help="longest answer, in tokens")
     add_common_options(p, model=True)
     p.set_defaults(handler=cmd_ask)
 
-    p = commands.add_parser("chat", help="talk about a book interactively, answers streamed")
+    p = commands.add_parser("chat", help="talk about a book interactively, answers streamed (--json: one "
+                                         "object per answer, questions read from stdin)")
     p.add_argument("book", help="book id or path of the book's file")
-    p.add_argument("--as-of", type=int, default=None, metavar="N", help="as of the end of chapter N")
+    p.add_argument("--as-of", type=positive_int, default=None, metavar="N",
+                   help="as of the end of chapter N (default: the last chapter read)")
     p.add_argument("--max-tokens", type=positive_int, default=256, help="longest answer, in tokens")
     add_common_options(p, model=True)
     p.set_defaults(handler=cmd_chat)
 
     p = commands.add_parser("summarize", help="summarise a chapter, or the whole book")
     p.add_argument("book", help="book id or path of the book's file")
-    p.add_argument("--chapter", type=int, default=None, metavar="N", help="chapter N only (default: the whole book)")
+    p.add_argument("--chapter", type=positive_int, default=None, metavar="N", help="chapter N only (default: the whole book)")
     p.add_argument("--max-tokens", type=positive_int, default=None, help="longest summary, in tokens")
     add_common_options(p, model=True)
     p.set_defaults(handler=cmd_summarize)

@@ -6,7 +6,10 @@ trainable gradients are averaged across processes). CPU and a single GPU need no
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from engine.errors import InfinibookError
 
 from .common import add_common_options, positive_int, positive_ints
 
@@ -16,14 +19,28 @@ def _ints(text: str) -> tuple[int, ...]:
     return positive_ints(text) if text.strip() else ()
 
 
-def _layers(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
+def _layers(text: str) -> tuple[int, ...]:
+    """An argparse type for --memory-layers (10-29 or 4,8,12): a typo is one usage line before
+    the model loads, not a traceback."""
     layers: list[int] = []
     for part in text.split(","):
-        low, _, high = part.partition("-")
-        layers += range(int(low), int(high or low) + 1)
+        low, _, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"'{part.strip()}' is not a layer number or range; write e.g. 10-29 or 4,8,12") from None
+        if last < first:
+            raise argparse.ArgumentTypeError(f"{part.strip()} is an empty range; write the lower layer first")
+        layers += range(first, last + 1)
     return tuple(layers)
+
+
+def _out_folder(text: str) -> str:
+    """An argparse type for --out: an existing file there would fail only once the model has loaded."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"'{text}' is a file, not a folder; choose a folder for the run")
+    return text
 
 
 def _tasks(text: str) -> dict[str, float]:
@@ -51,8 +68,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "tasks and offline public-domain text; writes checkpoint.pt (resumable), log.jsonl and "
                     "adapter.safetensors into --out.",
     )
-    add_common_options(parser, model=True, dtype=False)  # training has --precision
-    parser.add_argument("--out", required=True, help="output folder (checkpoints, log, adapter)")
+    # training has --precision, and starts from untrained gates or --init-adapter
+    add_common_options(parser, model=True, dtype=False, adapter=False)
+    parser.add_argument("--out", required=True, type=_out_folder, help="output folder (checkpoints, log, adapter)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--tiny", action="store_true", help="a tiny random Llama (smoke tests)")
     parser.add_argument("--steps", type=positive_int, default=300)
@@ -82,7 +100,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lora-memory-only", action="store_true",
                         help="LoRA changes only the memory's queries, keys and values; local attention stays the base "
                              "model's (memory off = the base model exactly)")
-    parser.add_argument("--memory-layers", default=None,
+    parser.add_argument("--memory-layers", type=_layers, default=None,
                         help="layers whose memory trains, e.g. 10-29 or 4,8,12 (default all); the rest stay local-only")
     parser.add_argument("--rule", default="delta", choices=("delta", "linear"))
     parser.add_argument("--grad-segments", type=int, default=0,
@@ -98,9 +116,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _export(adapter: Path, target: Path) -> None:
+    """Copy the trained adapter to `target` (into it, when a folder); a failure is one sentence
+    that says where the adapter is, not a traceback at the end of a long run."""
     import shutil
 
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(adapter, target)
+    except OSError as error:
+        raise InfinibookError(f"Cannot copy the adapter to {target} ({error.strerror or error}); "
+                              f"it is in {adapter}.") from error
+
+
+def run(args: argparse.Namespace) -> int:
     from engine.infini import load_engine
     from engine.training import TrainConfig, train
 
@@ -111,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         tasks=args.tasks, hard_keys=args.hard_keys,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,
-        rule=args.rule, memory_layers=_layers(args.memory_layers), init_adapter=args.init_adapter,
+        rule=args.rule, memory_layers=args.memory_layers, init_adapter=args.init_adapter,
         checkpointing=not args.no_checkpointing, grad_segments=args.grad_segments, precision=args.precision,
         save_every=args.save_every, seed=args.seed,
     )
@@ -121,11 +150,12 @@ def run(args: argparse.Namespace) -> int:
         model = tiny_engine(segment=args.segment, rule=args.rule)
     else:
         model = load_engine(args.model, adapter=None, device=args.device, segment=args.segment, rule=args.rule)
-    result = train(model, config, args.out, resume=args.resume, progress=not args.no_progress)
+    # notes such as "resumed from ..." go to stderr: with --json, stdout holds the summary only
+    result = train(model, config, args.out, resume=args.resume, progress=not args.no_progress,
+                   log=lambda line: print(line, file=sys.stderr))
     adapter = Path(args.out) / "adapter.safetensors"
     if args.export:
-        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(adapter, args.export)
+        _export(adapter, Path(args.export))
     summary = {"adapter": str(adapter), "steps": result["steps"], "seconds": round(result["seconds"], 1),
                "tokens": result["tokens"], "gate_max": round(result["gates"]["max"], 4),
                "ema_loss": {k: round(v, 4) for k, v in result["ema"].items()}}

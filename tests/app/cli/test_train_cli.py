@@ -65,3 +65,84 @@ def test_train_refuses_a_share_outside_zero_to_one(tmp_path, capsys):
         main(["train", "--tiny", "--out", str(tmp_path / "run"), "--hardest-share", "1.5"])
     assert "1.5 is not a share between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+TINY_RUN = ["train", "--tiny", "--steps", "2", "--batch", "1", "--segment", "32", "--curriculum", "2",
+            "--min-segments", "2", "--tasks", "passkey=1", "--save-every", "1", "--no-progress"]
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resumed_train_json_is_one_object_and_exports_into_a_folder(tmp_path, capsys, one_thread):
+    out = tmp_path / "run"
+    assert main([*TINY_RUN, "--out", str(out)]) == 0
+    capsys.readouterr()
+    folder = tmp_path / "adapters"
+    folder.mkdir()
+    code = main([*TINY_RUN, "--out", str(out), "--steps", "3", "--resume", "--json", "--export", str(folder)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert json.loads(captured.out)["steps"] == 3  # "resumed from ..." goes to stderr
+    assert "resumed from" in captured.err
+    assert (folder / "adapter.safetensors").read_bytes() == (out / "adapter.safetensors").read_bytes()
+
+
+def test_an_export_that_cannot_be_written_is_one_sentence(tmp_path, capsys, one_thread):
+    (tmp_path / "a-file").write_text("not a folder")
+    code = main([*TINY_RUN, "--out", str(tmp_path / "run"), "--export", str(tmp_path / "a-file" / "x.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("infinibook: ") and "Traceback" not in err
+    assert str(tmp_path / "run" / "adapter.safetensors") in err  # where the adapter still is
+    assert (tmp_path / "run" / "adapter.safetensors").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--memory-layers", "x"], "'x' is not a layer"),
+    (["--memory-layers", "4,,8"], "'' is not a layer"),
+    (["--memory-layers", "10-5"], "10-5 is an empty range"),
+    (["--out", "A_FILE"], "is a file, not a folder"),
+])
+def test_bad_train_options_are_one_usage_error(tmp_path, capsys, argv, message):
+    (tmp_path / "a-file").write_text("not a folder")
+    argv = [str(tmp_path / "a-file") if part == "A_FILE" else part for part in argv]
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY_RUN, "--out", str(tmp_path / "run"), *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err and message in err.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_has_no_adapter_option_it_would_ignore(tmp_path, capsys):
+    # training starts from untrained gates or --init-adapter; --adapter was accepted and ignored
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY_RUN, "--out", str(tmp_path / "run"), "--adapter", "some.safetensors"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --adapter" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("task", [["ppl"], ["recall", "--samples", "1"]])
+@pytest.mark.parametrize("content", ["", " \n\n "])
+def test_eval_of_an_empty_text_is_one_sentence(tmp_path, capsys, task, content):
+    empty = tmp_path / "empty.txt"
+    empty.write_text(content)
+    code = main(["eval", task[0], str(empty), *task[1:], "--tiny", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "holds no text" in err
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_eval_of_a_damaged_gzip_is_one_sentence(tmp_path, capsys, damage):
+    import gzip
+
+    packed = gzip.compress(b"The traveller walked on. " * 4000)
+    packed = packed[: len(packed) // 2] if damage == "truncated" else packed[:20] + b"\xff" * 50 + packed[70:]
+    (tmp_path / "book.txt.gz").write_bytes(packed)
+    code = main(["eval", "ppl", str(tmp_path / "book.txt.gz"), "--tiny", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "cannot read" in err
