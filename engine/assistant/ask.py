@@ -101,11 +101,21 @@ def plan_question(library, book_id: int, engine, question: str, as_of: int | Non
     book = library.get_book(book_id)
     chapters = library.chapter_sizes(book_id)
     title = next((c.title for c in chapters if c.idx == chapter_idx), f"Chapter {chapter_idx + 1}")
-    budget = max(engine.segment - max_new_tokens, HISTORY_MIN_TOKENS) // 2
-    messages = [{"role": "system", "content": system_line(book, chapter_idx, len(chapters), title)}]
-    messages += history_for(library, book_id, engine, chapter_idx, budget)
-    messages.append({"role": "user", "content": question})
+    system = {"role": "system", "content": system_line(book, chapter_idx, len(chapters), title)}
+    asked = {"role": "user", "content": question}
+    budget = history_budget(engine, [system, asked], max_new_tokens)
+    messages = [system, *history_for(library, book_id, engine, chapter_idx, budget), asked]
     return AskPlan(chapter_idx, messages, engine.chat_prompt(messages))
+
+
+def history_budget(engine, bare: list[dict[str, str]], max_new_tokens: int) -> int:
+    """Tokens of earlier turns a prompt may carry: half the room the answer leaves (at least
+    HISTORY_MIN_TOKENS / 2), and, when the prompt `bare` of history fits the segment with its
+    answer, no more than keeps it there: otherwise the history would push the start of the
+    prompt (who is reading, up to which chapter) out of local attention into the memory."""
+    budget = max(engine.segment - max_new_tokens, HISTORY_MIN_TOKENS) // 2
+    free = engine.segment - max_new_tokens - len(engine.chat_prompt(bare))
+    return min(budget, free) if free >= 0 else budget
 
 
 # Greedy decoding of a small model loops ("The main events are: The main events are: ...")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+SUPERSEDED_NOTE = ("Possibly out of date: written before one of the chapter summaries it was built from "
+                   "was regenerated.")
+
 
 def _quote_heading(text: str) -> str:
     return " ".join(text.split()) or "Untitled"
@@ -46,7 +49,10 @@ def export_markdown(library, book_id: int) -> str:
 
     whole = by_chapter.get(None)
     if whole is not None:
-        lines += ["## Summary of the whole book", "", _blockquote(whole.text, "(empty)"), ""]
+        lines += ["## Summary of the whole book", ""]
+        if whole.superseded:  # it was built from chapter summaries that have been replaced since
+            lines += [f"*{SUPERSEDED_NOTE}*", ""]
+        lines += [_blockquote(whole.text, "(empty)"), ""]
 
     chapter_summaries = sorted((s for s in summaries if s.chapter_idx is not None), key=lambda s: s.chapter_idx)
     if chapter_summaries:

@@ -15,8 +15,8 @@ The summary is stored under the current fingerprint; regenerating replaces it.
 Whole-book summary. Built from the chapter summaries (made first where missing or made under
 another fingerprint) read against the memory at the end of the book. When the summaries do not
 fit one prompt next to the answer, consecutive ones are summarised group by group, and those
-group summaries again, until they fit (hierarchical); every group holds at least two, so this
-ends after about log2(chapters) rounds.
+group summaries again, until they fit (hierarchical); every group holds at least two (a lone
+last one goes on to the next round as it is), so this ends after about log2(chapters) rounds.
 """
 
 from __future__ import annotations
@@ -74,13 +74,32 @@ def plan_chapter_summary(library, book_id: int, engine, chapter_idx: int,
     overhead = len(engine.chat_prompt(_chapter_messages(book, chapter, "x", whole=False)))
     room = max(0, engine.segment - overhead - max_new_tokens)  # what fits of the chapter's end
     split = max(0, len(ids) - room)
-    # Never split inside a character: move the boundary back until the window decodes cleanly.
-    while 0 < split < len(ids) and engine.tokenizer.decode(ids[split:split + 1]).startswith("\ufffd"):
-        split -= 1
-    memory_ids, window_ids = ids[:split], ids[split:]
-    window_text = engine.tokenizer.decode(window_ids).strip() if window_ids else ""
-    messages = _chapter_messages(book, chapter, window_text, whole=not memory_ids)
-    return ChapterPlan(chapter_idx, memory_ids, window_ids, messages, engine.chat_prompt(messages))
+    while True:
+        split = _character_start(engine, ids, split)
+        memory_ids, window_ids = ids[:split], ids[split:]
+        window_text = engine.tokenizer.decode(window_ids).strip() if window_ids else ""
+        messages = _chapter_messages(book, chapter, window_text, whole=not memory_ids)
+        prompt_ids = engine.chat_prompt(messages)
+        # The window is re-tokenised inside the prompt, which can take a few tokens more than
+        # its ids: give those back to the memory until the prompt and the answer fit.
+        over = len(prompt_ids) + max_new_tokens - engine.segment
+        if over <= 0 or split >= len(ids):
+            return ChapterPlan(chapter_idx, memory_ids, window_ids, messages, prompt_ids)
+        split += over
+
+
+def _character_start(engine, ids: list[int], split: int) -> int:
+    """`split`, moved forward to where a character begins in `ids`.
+
+    A byte-level tokenizer cuts one character (CJK, emoji) across tokens; a window starting
+    inside one would begin with a replacement character. The boundary moves forward, never
+    back, so the window never outgrows its room; a character is at most 4 bytes, so decoding
+    4 tokens completes the first one and at most 3 steps are needed."""
+    for _ in range(3):
+        if not 0 < split < len(ids) or not engine.tokenizer.decode(ids[split:split + 4]).startswith("\ufffd"):
+            break
+        split += 1
+    return split
 
 
 def summarize_chapter(library, book_id: int, engine, chapter_idx: int, *,
@@ -115,7 +134,9 @@ def _group_messages(book, items: list[str], heading: str, instruction: str) -> l
 
 
 def _groups(engine, book, items: list[str], budget: int) -> list[list[int]]:
-    """Consecutive item indexes whose texts fit `budget` tokens together (at least two each)."""
+    """Consecutive item indexes whose texts fit `budget` tokens together, at least two a group;
+    a lone last item stays a group of its own (added to the full group before it, it would carry
+    that group's prompt past the segment)."""
     groups: list[list[int]] = []
     current: list[int] = []
     used = 0
@@ -127,11 +148,14 @@ def _groups(engine, book, items: list[str], budget: int) -> list[list[int]]:
         current.append(index)
         used += size
     if current:
-        if len(current) == 1 and groups:
-            groups[-1].append(current[0])
-        else:
-            groups.append(current)
+        groups.append(current)
     return groups
+
+
+def _span_messages(book, items: list[str], first: int, last: int) -> list[dict[str, str]]:
+    """The prompt summarising the summaries of chapters `first` to `last` (1-based) together."""
+    span = f"chapters {first} to {last}"
+    return _group_messages(book, items, f"Summaries of {span}:", f"Summarise {span} together in a few sentences.")
 
 
 def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[], bool] | None = None,
@@ -165,15 +189,20 @@ def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[],
         items = [f'Chapter {c.idx + 1}, "{c.title}": {stored[c.idx] or "(no summary)"}' for c in chapters]
         labels = [(c.idx + 1, c.idx + 1) for c in chapters]
         final_instruction = "Write a summary of the whole book in one or two paragraphs."
-        overhead = len(engine.chat_prompt(_group_messages(book, [], "Chapter summaries:", final_instruction)))
+        # A group's heading and instruction name its chapters: count the longest as well.
+        last_number = chapters[-1].idx + 1
+        overhead = max(len(engine.chat_prompt(_group_messages(book, [], "Chapter summaries:", final_instruction))),
+                       len(engine.chat_prompt(_span_messages(book, [], last_number, last_number))))
         budget = max(engine.segment - overhead - max_new_tokens, MIN_GROUP_BUDGET)
         while sum(len(encode(engine, item)) + 2 for item in items) > budget and len(items) > 1:
             next_items, next_labels = [], []
             for group in _groups(engine, book, items, budget):
+                if len(group) == 1:  # a lone last item goes on to the next round as it is
+                    next_items.append(items[group[0]])
+                    next_labels.append(labels[group[0]])
+                    continue
                 first, last = labels[group[0]][0], labels[group[-1]][1]
-                span = f"chapters {first} to {last}"
-                messages = _group_messages(book, [items[i] for i in group], f"Summaries of {span}:",
-                                           f"Summarise {span} together in a few sentences.")
+                messages = _span_messages(book, [items[i] for i in group], first, last)
                 text = "".join(generate_text(engine, engine.chat_prompt(messages), state,
                                              max_new_tokens=max_new_tokens, should_cancel=should_cancel,
                                              into=[])).strip()
