@@ -21,6 +21,10 @@ class ModelError(InfinibookError):
     """A model cannot be found, loaded or used (missing file, unsupported architecture, ...)."""
 
 
+class EvaluationError(InfinibookError):
+    """An evaluation cannot run as asked (a text or a prompt length too short for the segment, ...)."""
+
+
 class FingerprintMismatch(InfinibookError):
     """A memory state was made by another model, adapter, segment length or update rule."""
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from engine.errors import EvaluationError
 from engine.infini.model import InfiniModel
 from engine.training import data
 
@@ -60,8 +61,13 @@ def passkey(model: InfiniModel, lengths: Sequence[int], depths: Sequence[str], s
         prompts, texts = [], []
         for depth in depths:
             for _ in range(samples):
-                example = data.passkey_example(model.tokenizer, length, parse_depth(depth), rng,
-                                               last_segment=model.segment, filler_offset=0)
+                try:
+                    example = data.passkey_example(model.tokenizer, length, parse_depth(depth), rng,
+                                                   last_segment=model.segment, filler_offset=0)
+                except ValueError as error:  # the question needs the last segment to itself
+                    raise EvaluationError(
+                        f"A pass-key prompt of {length} tokens is too short for {model.segment}-token segments; "
+                        f"give lengths of at least {2 * model.segment} tokens.") from error
                 prompts.append(Prompt(example.ids[: example.prompt_length], example.answer_ids[:-1], (length, depth)))
                 texts.append(example.answer)
         rows, seconds = _table(model, prompts, texts, batch=batch, progress=progress)
@@ -98,7 +104,8 @@ def _recall_example(tokenizer, text_ids, total, depth, rng, segment):
     prose_length = total - len(fact) - len(question)  # every prompt is exactly `total` tokens
     room = total - segment - len(fact)
     if prose_length < 0 or room < 0 or len(text_ids) < prose_length:  # else the question would be cut short
-        raise ValueError("the text is too short for a recall test at this segment length")
+        raise EvaluationError(f"The text is too short for a recall test with {segment}-token segments "
+                              f"({len(text_ids)} tokens); give a longer text or a larger --max-tokens.")
     position = int(round(depth * min(room, prose_length)))
     prose = text_ids[:prose_length]
     ids = prose[:position] + fact + prose[position:] + question + answer_ids
@@ -118,6 +125,8 @@ def perplexity(model: InfiniModel, text: str, *, max_tokens: int | None = None, 
         ids = ids[: max_tokens + 1]
     tokens = torch.tensor([ids], device=model.device)
     total = tokens.shape[1] - 1
+    if total < 1:
+        raise EvaluationError("The text is shorter than two tokens; perplexity needs a text to predict.")
     memories = model.empty_memories(1)
     nll, count = 0.0, 0
     model.set_memory_read(memory)

@@ -289,7 +289,9 @@ class Library:
         """A book by id, or by the path of its file (matched by content, so moved or renamed
         copies are found); unknown files are added when `add_paths`."""
         if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
-            row = self._row(f"SELECT {_BOOK_COLUMNS} FROM books WHERE id = ?", (int(ref),))
+            # SQLite ids are 64-bit: a longer number is no book (sqlite3 would raise OverflowError)
+            row = (self._row(f"SELECT {_BOOK_COLUMNS} FROM books WHERE id = ?", (int(ref),))
+                   if 0 <= int(ref) < 2**63 else None)
             if row:
                 return _book(row)
             if isinstance(ref, int) or not Path(ref).is_file():

@@ -6,6 +6,7 @@ import random
 import pytest
 import torch
 
+from engine.errors import EvaluationError
 from engine.evaluation import passkey, ppl_with_control, recall
 from engine.evaluation.core import Prompt, exact, greedy_batch, score_prompts, stream_batch
 from engine.infini.tiny import tiny_engine
@@ -97,5 +98,16 @@ def test_scoring_generates_one_token_past_the_longest_answer(model, tokenizer):
 
 
 def test_recall_refuses_a_text_shorter_than_its_prompts(model):
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(EvaluationError, match="too short"):
         recall(model, public_domain_text("kjv"), ["start"], samples=1, max_tokens=10)
+
+
+def test_a_passkey_length_shorter_than_two_segments_is_one_sentence(model):
+    with pytest.raises(EvaluationError, match=f"at least {2 * SEGMENT} tokens"):
+        passkey(model, [SEGMENT // 2], ["start"], samples=1)
+
+
+def test_perplexity_of_a_single_token_is_one_sentence(model, tokenizer):
+    one = tokenizer.decode(tokenizer.encode("a", add_special_tokens=False)[:1])
+    with pytest.raises(EvaluationError, match="shorter than two tokens"):
+        ppl_with_control(model, one)

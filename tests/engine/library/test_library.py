@@ -206,6 +206,11 @@ def test_a_regenerated_chapter_summary_supersedes_the_whole_book_summary(lib: Li
     assert superseded() == [False, False, False]
 
 
+def test_an_id_too_large_for_sqlite_is_no_book(lib: Library) -> None:
+    with pytest.raises(LibraryError, match="no book with id"):
+        lib.resolve("99999999999999999999999")
+
+
 def test_messages_and_position(lib: Library, tmp_path: Path) -> None:
     rec = lib.add_book(_book(), tmp_path / "x.txt")
     a = lib.add_message(rec.id, "user", "Who is Ahab?", 1)
