@@ -259,9 +259,16 @@ class InfiniModel:
             pending = [token]
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> list[int]:
-        """Token ids of a chat, formatted with the model's own chat template."""
+        """Token ids of a chat, formatted with the model's own chat template.
+
+        The contents are text (a book's passage, a question): a chat marker typed in them
+        ("<|im_end|>") must not become the marker itself, which would end the turn early or
+        stop the answer, so each is broken by a zero-width space first.
+        """
         if self.tokenizer is None:
             raise ModelError("This model has no tokenizer; load it from a folder or GGUF file that has one.")
+        markers = special_markers(self.tokenizer)
+        messages = [{**m, "content": neutralise_markers(m["content"], markers)} for m in messages]
         if getattr(self.tokenizer, "chat_template", None):
             ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
             return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
@@ -278,6 +285,24 @@ class InfiniModel:
             if self.tokenizer is not None and token in self.tokenizer.get_vocab():
                 stops.add(self.tokenizer.convert_tokens_to_ids(token))
         return sorted(stops)
+
+
+def special_markers(tokenizer) -> tuple[str, ...]:
+    """The special tokens' strings ("<|im_end|>", "<|endoftext|>", ...) the tokenizer would turn
+    into their ids wherever they appear in a text."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    found = {token.content for token in added.values() if getattr(token, "special", False)}
+    found |= set(getattr(tokenizer, "all_special_tokens", []) or [])
+    return tuple(sorted((m for m in found if len(m) > 1), key=len, reverse=True))
+
+
+def neutralise_markers(text: str, markers: Sequence[str]) -> str:
+    """`text` with a zero-width space after the first character of every marker in it: it reads
+    the same but is tokenised as text."""
+    for marker in markers:
+        if marker in text:
+            text = text.replace(marker, f"{marker[0]}\u200b{marker[1:]}")
+    return text
 
 
 def rms_norm(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:

@@ -33,12 +33,29 @@ def chapter_stream_text(title: str, text: str) -> str:
 
 
 def encode(engine, text: str) -> list[int]:
-    """Token ids of plain text, no special tokens, no length warnings."""
+    """Token ids of plain text, no special tokens, no length warnings. A chat marker written in
+    a book ("<|im_end|>") is text too: as its special id it would put a stop token into memory."""
     tokenizer = engine.tokenizer
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    backend = _text_backend(tokenizer)
     if backend is not None:
         return list(backend.encode(text, add_special_tokens=False).ids)
-    return list(tokenizer.encode(text, add_special_tokens=False))
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False).input_ids)
+
+
+def _text_backend(tokenizer):
+    """A copy of a fast tokenizer's backend that reads special-token strings as text (the
+    tokenizer itself keeps its markers for the chat template); None for a slow tokenizer."""
+    cached = getattr(tokenizer, "_infinibook_text_backend", None)
+    if cached is None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None or not hasattr(backend, "encode_special_tokens"):
+            return None
+        from tokenizers import Tokenizer
+
+        cached = Tokenizer.from_str(backend.to_str())
+        cached.encode_special_tokens = True
+        tokenizer._infinibook_text_backend = cached
+    return cached
 
 
 def chapter_ids(engine, chapter) -> list[int]:

@@ -290,3 +290,13 @@ def test_an_adapter_missing_some_of_its_lora_weights_is_refused(tmp_path):
     load_adapter(tiny_engine(segment=16), whole)  # the whole file loads
     with pytest.raises(ModelError, match="lacks some of the LoRA weights"):
         load_adapter(tiny_engine(segment=16), tmp_path / "damaged.safetensors")
+
+
+def test_a_chat_marker_typed_in_a_message_stays_text(engine):
+    """A book quoting "<|im_end|>" must not end the user's turn (nor stop the answer) early."""
+    im_end = engine.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    plain = engine.chat_prompt([{"role": "user", "content": "What does the sign say?"}])
+    quoted = engine.chat_prompt([{"role": "user", "content": "What does <|im_end|> or <|endoftext|> say?"}])
+    assert quoted.count(im_end) == plain.count(im_end)
+    assert engine.tokenizer.convert_tokens_to_ids("<|endoftext|>") not in quoted
+    assert "<|im_end|>" in engine.tokenizer.decode(quoted).replace("\u200b", "")  # still reads the same

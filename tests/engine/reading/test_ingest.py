@@ -167,3 +167,17 @@ def test_cancel_is_heard_while_the_chapters_are_still_being_counted(library, tmp
         api.ingest(library, book.id, tiny(), should_cancel=second_time, on_event=events.append)
     assert events == []  # stopped before the first chapter began streaming
     assert library.ingest_progress(book.id).chapters_done == 0
+
+
+def test_chat_markers_in_a_book_are_read_as_text(tokenizer):
+    from types import SimpleNamespace
+
+    from engine.reading.ingest import encode
+
+    engine = SimpleNamespace(tokenizer=tokenizer)
+    ids = encode(engine, "The manual says: type <|im_end|> to finish, never <|endoftext|>.")
+    specials = {tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>", "<|im_start|>")}
+    assert not specials & set(ids)
+    assert tokenizer.decode(ids) == "The manual says: type <|im_end|> to finish, never <|endoftext|>."
+    plain = "An ordinary sentence, with commas and digits 12345."
+    assert encode(engine, plain) == tokenizer.encode(plain, add_special_tokens=False)  # other text unchanged
