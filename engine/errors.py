@@ -21,6 +21,10 @@ class ModelError(InfinibookError):
     """A model cannot be found, loaded or used (missing file, unsupported architecture, ...)."""
 
 
+class TrainingError(InfinibookError):
+    """A training run cannot start as asked (nothing to resume, a folder holding another run, ...)."""
+
+
 class EvaluationError(InfinibookError):
     """An evaluation cannot run as asked (a text or a prompt length too short for the segment, ...)."""
 

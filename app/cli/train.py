@@ -131,7 +131,9 @@ def _export(adapter: Path, target: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.infini import load_engine
-    from engine.training import TrainConfig, train
+    from engine.training import TrainConfig, check_out_dir, train
+
+    check_out_dir(args.out, args.resume)  # before the model loads
 
     config = TrainConfig(
         steps=args.steps, batch=args.batch, segment=args.segment, segment_choices=args.segment_choices,

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from engine.errors import TrainingError
 from engine.infini.adapter import add_lora, load_adapter, save_adapter
 from engine.infini.attention import GATE_LOCAL_ONLY
 from engine.infini.model import InfiniModel
@@ -292,6 +293,19 @@ def gate_summary(model: InfiniModel) -> dict:
             "per_layer_max": [round(float(g), 3) for g in gates.max(dim=1).values]}
 
 
+def check_out_dir(out_dir: str | Path, resume: bool) -> None:
+    """Before the model loads: --resume needs a checkpoint, and a fresh run must not overwrite
+    another run's checkpoint or mix its steps into that run's log."""
+    out_dir = Path(out_dir)
+    checkpoint = out_dir / "checkpoint.pt"
+    if resume and not checkpoint.exists():
+        raise TrainingError(f"There is no checkpoint to resume in {out_dir}; run without --resume to start "
+                            f"a new run there.")
+    if not resume and (checkpoint.exists() or (out_dir / "log.jsonl").exists()):
+        raise TrainingError(f"{out_dir} already holds a training run; pass --resume to continue it, or choose "
+                            f"another folder.")
+
+
 def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
           accelerator=None, progress: bool = True, log=print) -> dict:
     """Train; writes checkpoint.pt (resumable), log.jsonl and adapter.safetensors in out_dir."""
@@ -299,6 +313,7 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
     from tqdm.auto import tqdm
 
     accelerator = accelerator or Accelerator(cpu=model.device.type == "cpu")
+    check_out_dir(out_dir, resume)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -313,7 +328,7 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
     sampler = TaskSampler(model.tokenizer, config, text_ids, sampler_seed(config.seed, accelerator.process_index))
     ckpt = out_dir / "checkpoint.pt"
     state = TrainState()
-    if resume and ckpt.exists():
+    if resume:
         state = load_checkpoint(ckpt, model, optimizer, sampler.rng)
         if accelerator.process_index:  # the checkpoint holds the main process's stream only
             sampler.rng.seed(sampler_seed(config.seed, accelerator.process_index, state.step))

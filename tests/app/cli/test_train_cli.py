@@ -146,3 +146,15 @@ def test_eval_of_a_damaged_gzip_is_one_sentence(tmp_path, capsys, damage):
     code = main(["eval", "ppl", str(tmp_path / "book.txt.gz"), "--tiny", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "cannot read" in err
+
+
+def test_resume_without_a_checkpoint_and_a_second_fresh_run_are_refused(tmp_path, capsys, one_thread):
+    out = tmp_path / "run"
+    assert main([*TINY_RUN, "--out", str(out), "--resume"]) == 2
+    assert "no checkpoint to resume" in capsys.readouterr().err and not out.exists()
+    assert main([*TINY_RUN, "--out", str(out)]) == 0
+    log = (out / "log.jsonl").read_text()
+    capsys.readouterr()
+    assert main([*TINY_RUN, "--out", str(out)]) == 2  # would overwrite the run's checkpoint, mix its log
+    assert "already holds a training run" in capsys.readouterr().err
+    assert (out / "log.jsonl").read_text() == log
