@@ -11,7 +11,7 @@ APP_NAME = "infinibook"
 def data_dir(override: str | os.PathLike | None = None) -> Path:
     """The library's directory: an explicit override, then $INFINIBOOK_DATA_DIR, then the OS default."""
     chosen = override or os.environ.get("INFINIBOOK_DATA_DIR")
-    path = Path(chosen) if chosen else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    path = _expand(chosen) if chosen else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -19,6 +19,12 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
 def cache_dir() -> Path:
     """Converted model weights live here; deleting it only costs a re-conversion."""
     chosen = os.environ.get("INFINIBOOK_CACHE_DIR")
-    path = Path(chosen) if chosen else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    path = _expand(chosen) if chosen else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _expand(chosen: str | os.PathLike) -> Path:
+    """A leading ~ is the home folder: no shell expands it in `--data-dir=~/x`, a settings field
+    or a launcher's environment, and a literal "~" folder would hold a second, empty library."""
+    return Path(chosen).expanduser()

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save_file
 
 from engine.errors import ModelError
 
 from .model import InfiniModel
+from .state import safetensors_metadata
 
 ADAPTER_FORMAT = "infinibook-adapter/1"
 LORA_PREFIX = "lora."
@@ -142,18 +144,28 @@ def _lora_config(model: InfiniModel):
 
 def read_adapter(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata); refuses anything that is not an Infinibook adapter."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(path, framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(path)
-    except (OSError, SafetensorError) as error:
-        raise ModelError(f"The adapter {path.name} cannot be read ({error}); choose another adapter file.") from error
-    if metadata.get("format") != ADAPTER_FORMAT:
-        raise ModelError(f"{path.name} is not an Infinibook adapter; choose a file made by `infinibook train`.")
+    tensors, metadata, _ = _read_adapter(Path(path))
     return tensors, metadata
+
+
+def _read_adapter(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
+    """(tensors, metadata, sha256), all from ONE read of the file: hashing it in a second read
+    would give the fingerprint of whatever replaced it meanwhile (a training run saving to the
+    same path), and memories made with these gates would be filed under the other adapter."""
+    try:
+        data = path.read_bytes()
+        metadata = safetensors_metadata(data)
+        # the format first: another safetensors file (a model's weights) is refused unparsed
+        tensors = load_tensors(data) if metadata.get("format") == ADAPTER_FORMAT else None
+    except (OSError, ValueError, SafetensorError) as error:
+        raise ModelError(f"The adapter {path.name} cannot be read ({error}); choose another adapter file.") from error
+    if tensors is None:
+        raise ModelError(f"{path.name} is not an Infinibook adapter; choose a file made by `infinibook train`.")
+    for tensor in tensors.values():  # a diverged training run saves NaN: every answer would be NaN
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelError(f"The adapter {path.name} holds values that are not numbers (NaN or infinity), as a "
+                             "training run that diverged saves; choose another adapter or train it again.")
+    return tensors, metadata, hashlib.sha256(data).hexdigest()
 
 
 def load_adapter(model: InfiniModel, path: str | os.PathLike, *, check_base: bool = True,
@@ -162,18 +174,19 @@ def load_adapter(model: InfiniModel, path: str | os.PathLike, *, check_base: boo
 
     merge=False keeps its LoRA as peft layers, so training can continue from it.
     """
-    tensors, metadata = read_adapter(path)
+    path = Path(path)
+    tensors, metadata, sha = _read_adapter(path)
     if check_base and metadata.get("base_sha") not in (model.base_sha, None):
         raise ModelError(
-            f"The adapter {Path(path).name} was trained for another base model; choose its base model or another adapter."
+            f"The adapter {path.name} was trained for another base model; choose its base model or another adapter."
         )
     with torch.no_grad():
         for i, attention in enumerate(model.attention):
             gate = tensors.get(f"gate.{i}")
             if gate is None or gate.shape != attention.gate.shape:
-                raise ModelError(f"The adapter {Path(path).name} does not fit this model's layers; choose a matching adapter.")
+                raise ModelError(f"The adapter {path.name} does not fit this model's layers; choose a matching adapter.")
             attention.gate.copy_(gate)
     if metadata.get("lora"):
-        _load_lora(model, tensors, metadata["lora"], Path(path).name, merge=merge)
-    model.adapter_sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        _load_lora(model, tensors, metadata["lora"], path.name, merge=merge)
+    model.adapter_sha = sha
     return metadata

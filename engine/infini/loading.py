@@ -11,9 +11,12 @@ import importlib.metadata
 import json
 import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from engine.errors import ModelError
 from engine.paths import cache_dir
@@ -39,13 +42,20 @@ def default_gguf_path() -> Path:
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """Hashes are cached by (path, size, mtime) so a model is hashed once, not at every start."""
+    """Hashes are cached by (path, size, mtime, ctime) so a model is hashed once, not at every start.
+
+    The ctime too: copies that keep the source's mtime (cp -p, rsync -a, unpacking an archive)
+    and coarse mtimes (FAT, network drives) would otherwise give a changed file its old hash, and
+    memories made with the old weights would be accepted under the new ones.
+    """
     stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
     index_path = cache_dir() / "hashes.json"
     try:
         index = json.loads(index_path.read_text())
     except (OSError, ValueError):
+        index = {}
+    if not isinstance(index, dict):
         index = {}
     if key not in index:
         digest = hashlib.sha256()
@@ -53,10 +63,24 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
             while block := handle.read(chunk):
                 digest.update(block)
         index[key] = digest.hexdigest()
-        tmp = index_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(index))
-        os.replace(tmp, index_path)
+        _save_hash_index(index_path, index)
     return index[key]
+
+
+def _save_hash_index(index_path: Path, index: dict[str, str]) -> None:
+    """Best effort: the index only saves time. Each writer uses its own temporary file, since two
+    Infinibooks starting together would otherwise rename one shared file from under each other."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=index_path.parent, prefix=index_path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(index))
+            os.replace(tmp, index_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass
 
 
 def weights_sha256(folder: Path) -> str:
@@ -69,29 +93,78 @@ def weights_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_architecture(model_type: str) -> None:
+    from .model import SUPPORTED_MODEL_TYPES
+
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelError(
+            f"The model's architecture ({model_type}) is not supported; choose a Llama, Qwen2 or Mistral model."
+        )
+
+
+def _build_cached(target: Path, complete: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
+    """Build a cache folder once: into `<target>.partial`, then renamed, under a lock.
+
+    The rename means a crash never leaves a half folder that `complete` would trust; the lock
+    means a second Infinibook starting meanwhile waits and reuses the result, instead of writing
+    into the same partial folder (and renaming it while the first one is still writing).
+    """
+    from filelock import FileLock  # a dependency of huggingface_hub, hence of transformers
+
+    if complete(target):
+        return target
+    partial = target.with_name(target.name + ".partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(target.with_name(target.name + ".lock")):
+            if complete(target):
+                return target
+            shutil.rmtree(partial, ignore_errors=True)
+            try:
+                build(partial)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(partial, target)
+    except (OSError, SafetensorError) as error:
+        raise ModelError(
+            f"Could not write to the cache folder {target.parent} ({getattr(error, 'strerror', None) or error}); "
+            "free some disk space, or set INFINIBOOK_CACHE_DIR to another folder."
+        ) from error
+    return target
+
+
+def _has_weights(folder: Path) -> bool:
+    return (folder / "config.json").exists() and any(folder.glob("*.safetensors"))
+
+
 def converted_gguf_folder(gguf: Path) -> Path:
     """Dequantise a GGUF file once into a safetensors folder in the cache, keyed by its hash."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir() / "models" / file_sha256(gguf)[:16]
-    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
-        return target
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    except Exception as error:  # transformers raises many kinds for a bad or unsupported GGUF
-        raise ModelError(f"Could not read the GGUF file {gguf.name} ({error}); choose another model file.") from error
-    # The weights are plain tensors after dequantisation; drop the GGUF marker so they save.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(partial, target)  # a crash mid-conversion never leaves a half folder in use
-    return target
+    def convert(partial: Path) -> None:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            # The header alone first: an unsupported architecture is refused before minutes of
+            # dequantising and gigabytes of cache are spent on a model that cannot be used.
+            config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except Exception as error:  # transformers raises many kinds for a bad or unsupported GGUF
+            raise ModelError(f"Could not read the GGUF file {gguf.name} ({error}); choose another model file.") from error
+        _check_architecture(config.model_type)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        except Exception as error:  # transformers raises many kinds for a bad or unsupported GGUF
+            raise ModelError(f"Could not read the GGUF file {gguf.name} ({error}); choose another model file.") from error
+        # The weights are plain tensors after dequantisation; drop the GGUF marker so they save.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+
+    return _build_cached(cache_dir() / "models" / file_sha256(gguf)[:16], _has_weights, convert)
 
 
 def downloads_allowed() -> bool:
@@ -124,9 +197,20 @@ def pick_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device
     """CUDA in bfloat16 when present, else the CPU in float32; either can be chosen explicitly."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError("CUDA was asked for but no CUDA device is available; use --device cpu.")
-    chosen = torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as error:
+        raise ModelError(f"Unknown device {device!r}; use auto, cpu or cuda (cuda:N for one GPU).") from error
+    # Checked here: a missing device would otherwise fail later, inside model.to(), with a traceback.
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError("CUDA was asked for but no CUDA device is available; use --device cpu.")
+        count = torch.cuda.device_count()
+        if chosen.index is not None and chosen.index >= count:
+            raise ModelError(f"There is no CUDA device {chosen.index}: this machine has {count} "
+                             f"(cuda:0 to cuda:{count - 1}); choose one of those, or use --device cpu.")
+    elif chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("The Apple GPU (mps) was asked for but is not available; use --device cpu.")
     if dtype == "auto":
         return chosen, (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
     if dtype not in DTYPES:
@@ -138,25 +222,23 @@ def load_base_model(ref=None, device: str = "auto", allow_download: bool | None 
     """(causal LM in eval mode, tokenizer, base weights sha256)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from .model import SUPPORTED_MODEL_TYPES
-
     folder = resolve_model_folder(ref, allow_download)
     local = not isinstance(folder, str)
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=local)
     except Exception as error:
         raise ModelError(f"Could not read the model's configuration in {folder} ({error}).") from error
-    if config.model_type not in SUPPORTED_MODEL_TYPES:
-        raise ModelError(
-            f"The model's architecture ({config.model_type}) is not supported; choose a Llama, Qwen2 or Mistral model."
-        )
+    _check_architecture(config.model_type)
     torch_device, torch_dtype = pick_device(device, dtype)
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, local_files_only=local, attn_implementation="sdpa")
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=local)
+        model.to(torch_device).eval()  # weights load on the CPU: a GPU too small fails here
+    except torch.cuda.OutOfMemoryError as error:
+        raise ModelError(f"The model in {folder} does not fit in the memory of {torch_device}; "
+                         "use --device cpu or choose a smaller model.") from error
     except Exception as error:
         raise ModelError(f"Could not load the model in {folder} ({error}).") from error
-    model.to(torch_device).eval()
     base_sha = weights_sha256(Path(folder)) if Path(folder).is_dir() else str(folder)
     return model, tokenizer, base_sha
 
@@ -166,13 +248,10 @@ def default_tokenizer():
     from transformers import AutoTokenizer
 
     gguf = default_gguf_path()
-    target = cache_dir() / "tokenizers" / file_sha256(gguf)[:16]
-    if (target / "tokenizer.json").exists():
-        return AutoTokenizer.from_pretrained(target, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(partial, target)
-    return tokenizer
+
+    def extract(partial: Path) -> None:
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(partial)
+
+    target = _build_cached(cache_dir() / "tokenizers" / file_sha256(gguf)[:16],
+                           lambda folder: (folder / "tokenizer.json").exists(), extract)
+    return AutoTokenizer.from_pretrained(target, local_files_only=True)

@@ -73,9 +73,21 @@ class MemoryState:
 def read_metadata(data: bytes) -> dict[str, str]:
     """The safetensors header's __metadata__, read without loading the tensors."""
     try:
-        (header_length,) = struct.unpack("<Q", data[:8])
-        if header_length > len(data) - 8:
-            raise ValueError("header longer than the data")
-        return json.loads(data[8 : 8 + header_length]).get("__metadata__", {})
-    except (struct.error, ValueError, UnicodeDecodeError) as error:
+        return safetensors_metadata(data)
+    except ValueError as error:
         raise LibraryError("A saved memory is damaged and cannot be read; re-read the book.") from error
+
+
+def safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The header's __metadata__ of safetensors bytes; ValueError when the header is damaged."""
+    try:
+        (header_length,) = struct.unpack("<Q", data[:8])
+    except struct.error as error:
+        raise ValueError("shorter than a safetensors header") from error
+    if header_length > len(data) - 8:
+        raise ValueError("header longer than the data")
+    header = json.loads(data[8 : 8 + header_length])  # JSON and UTF-8 errors are ValueErrors
+    metadata = header.get("__metadata__", {}) if isinstance(header, dict) else None
+    if not isinstance(metadata, dict):
+        raise ValueError("the header is not a safetensors header")
+    return metadata

@@ -237,6 +237,14 @@ class Library:
                     conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def _write_to_book(self, book_id: int) -> Iterator[tuple[sqlite3.Connection, dict]]:
+        """A write transaction on one book, whose row is read INSIDE it: a book another
+        Infinibook removed just before is "no such book", not a foreign-key failure reported
+        as a damaged library (which would have the person move the whole library aside)."""
+        with self._write() as conn:
+            yield conn, self._book_row(book_id)
+
     def _row(self, sql: str, params: tuple = ()) -> dict | None:
         with self._guard():
             rows = list(self.db.query(sql, params))
@@ -360,12 +368,11 @@ class Library:
 
         `replace_others` drops the book's other snapshots in that same transaction: a re-read
         from the start keeps the old memory until its first chapter is safely stored."""
-        row = self._book_row(book_id)
-        if not 0 <= chapter_idx < row["n_chapters"]:
-            raise LibraryError(f"Book {book_id} has no chapter {chapter_idx + 1}; it has {row['n_chapters']}.")
         blob = bytes(blob)
         checksum = hashlib.sha256(blob).hexdigest()
-        with self._write() as conn:
+        with self._write_to_book(book_id) as (conn, row):
+            if not 0 <= chapter_idx < row["n_chapters"]:
+                raise LibraryError(f"Book {book_id} has no chapter {chapter_idx + 1}; it has {row['n_chapters']}.")
             if replace_others:
                 conn.execute("DELETE FROM snapshots WHERE book_id = ?", (int(book_id),))
             conn.execute(
@@ -407,8 +414,7 @@ class Library:
 
     def reset_ingest(self, book_id: int) -> None:
         """Forget the book's memory (e.g. to re-read it under another model fingerprint)."""
-        self._book_row(book_id)
-        with self._write() as conn:
+        with self._write_to_book(book_id) as (conn, _):
             conn.execute("DELETE FROM snapshots WHERE book_id = ?", (int(book_id),))
             conn.execute(
                 "UPDATE books SET ingested_chapters = 0, ingested_tokens = 0, ingest_fingerprint = NULL WHERE id = ?",
@@ -419,8 +425,7 @@ class Library:
 
     def save_summary(self, book_id: int, chapter_idx: int | None, text: str, fingerprint: str) -> None:
         """Store a chapter's (or, with None, the whole book's) summary, replacing an older one."""
-        self._book_row(book_id)
-        with self._write() as conn:
+        with self._write_to_book(book_id) as (conn, _):
             conn.execute(
                 "DELETE FROM summaries WHERE book_id = ? AND chapter_idx IS ?",
                 (int(book_id), None if chapter_idx is None else int(chapter_idx)),
@@ -444,8 +449,7 @@ class Library:
             return [SummaryRecord(**{**r, "superseded": bool(r["superseded"])}) for r in rows]
 
     def add_message(self, book_id: int, role: str, content: str, as_of_chapter: int | None) -> int:
-        self._book_row(book_id)
-        with self._write():
+        with self._write_to_book(book_id):
             return int(
                 self.db["messages"].insert(
                     {
@@ -468,8 +472,7 @@ class Library:
             return [MessageRecord(**r) for r in rows]
 
     def set_position(self, book_id: int, chapter_idx: int, offset: int = 0) -> None:
-        self._book_row(book_id)
-        with self._write() as conn:
+        with self._write_to_book(book_id) as (conn, _):
             conn.execute(
                 "UPDATE books SET position_chapter = ?, position_offset = ? WHERE id = ?",
                 (int(chapter_idx), int(offset), int(book_id)),
