@@ -6,6 +6,7 @@ trainable gradients are averaged across processes). CPU and a single GPU need no
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -133,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.infini import load_engine
     from engine.training import TrainConfig, check_out_dir, train
 
-    check_out_dir(args.out, args.resume)  # before the model loads
+    if os.environ.get("RANK", "0") == "0":  # before the model loads; under accelerate, by the main process
+        check_out_dir(args.out, args.resume)
 
     config = TrainConfig(
         steps=args.steps, batch=args.batch, segment=args.segment, segment_choices=args.segment_choices,

@@ -313,7 +313,8 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
     from tqdm.auto import tqdm
 
     accelerator = accelerator or Accelerator(cpu=model.device.type == "cpu")
-    check_out_dir(out_dir, resume)
+    if accelerator.is_main_process:  # the others would find the log the main process just began
+        check_out_dir(out_dir, resume)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
