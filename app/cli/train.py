@@ -86,6 +86,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--hardest-share", type=_share, default=0.6,
                         help="share of steps at the longest unlocked count; the rest uniform from --min-segments up "
                              "(lower mixes lengths more evenly)")
+    parser.add_argument("--length-draw", choices=("uniform", "log"), default="uniform",
+                        help="how the other steps draw their number of segments: uniform in the count, or "
+                             "log-uniform (as many short examples as long ones)")
     parser.add_argument("--hard-keys", type=_share, default=0.0,
                         help="share of pass keys spelt with at most 3 different digits (e.g. 25455), the ones "
                              "recall confuses most")
@@ -141,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, batch=args.batch, segment=args.segment, segment_choices=args.segment_choices,
         curriculum=args.curriculum, min_segments=args.min_segments, max_segments=max(args.curriculum),
         advance_loss=args.advance_loss, stage_max_steps=args.stage_max_steps, hardest_share=args.hardest_share,
+        length_draw=args.length_draw,
         tasks=args.tasks, hard_keys=args.hard_keys,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,

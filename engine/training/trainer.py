@@ -45,6 +45,7 @@ class TrainConfig:
     advance_loss: float = 0.3  # passkey answer loss (nats/token, EMA) that unlocks the next stage
     stage_max_steps: int = 60  # ... or after this many steps at one stage
     hardest_share: float = 0.6  # steps at the longest unlocked count; the rest uniform from min_segments up
+    length_draw: str = "uniform"  # the rest: "uniform" in the count, or "log" (as many 4-8 as 64-128 segments)
     tasks: dict = field(default_factory=lambda: {"passkey": 0.6, "facts": 0.2, "text": 0.2})
     gate_init: float = 0.0
     gate_lr: float = 1e-1
@@ -223,7 +224,7 @@ class TaskSampler:
         low = min(c.min_segments, max_segments)
         # the hardest count unlocked so far in `hardest_share` of draws, else any from min_segments up
         # (short ones are not forgotten; a low share trains every length evenly)
-        n = max_segments if rng.random() < c.hardest_share else rng.randint(low, max_segments)
+        n = max_segments if rng.random() < c.hardest_share else self._count(low, max_segments)
         total = n * segment
         examples = []
         for _ in range(c.batch):
@@ -237,6 +238,13 @@ class TaskSampler:
             else:
                 examples.append(data.text_example(self.text_ids, total, rng, last_segment=segment))
         return task, n, segment, examples
+
+    def _count(self, low: int, high: int) -> int:
+        """Uniform in the count spends most steps on long examples (4-128: half above 66); log-uniform
+        trains 8K as often as 128K, so the key's end is learnt at every length evaluated."""
+        if self.config.length_draw == "log":
+            return min(high, int(math.exp(self.rng.uniform(math.log(low), math.log(high + 1)))))
+        return self.rng.randint(low, high)
 
 
 @dataclass

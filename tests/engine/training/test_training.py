@@ -237,6 +237,19 @@ def test_hardest_share_sets_how_often_the_longest_count_is_drawn(tokenizer):
     assert set(mixed) == set(range(2, 13)) and mixed.count(12) < 40  # uniform 2..12: ~18 of 200
 
 
+def test_log_length_draw_trains_short_counts_as_often_as_long_ones(tokenizer):
+    def counts(draw):
+        config = tiny_config(batch=1, segment=64, min_segments=4, max_segments=128, hardest_share=0.0, length_draw=draw)
+        sampler = TaskSampler(tokenizer, config, None, seed=0)
+        return [sampler.draw(128)[1] for _ in range(1000)]
+
+    log, uniform = counts("log"), counts("uniform")
+    assert min(log) >= 4 and max(log) <= 128
+    short, long = sum(n < 8 for n in log), sum(n >= 64 for n in log)  # one doubling each: ~200 of 1000
+    assert 150 < short < 260 and 150 < long < 260
+    assert sum(n < 8 for n in uniform) < 60  # uniform in the count: ~32 of 1000
+
+
 def test_hard_keys_share_draws_keys_with_at_most_three_digits(tokenizer):
     def keys(share):
         config = tiny_config(batch=1, segment=64, min_segments=2, max_segments=2, hard_keys=share, key_digits=5,
