@@ -18,6 +18,7 @@ from pathlib import Path
 from engine import api
 from engine.books import load_book
 from engine.errors import LibraryError
+from engine.paths import write_text_atomically
 
 from .common import add_common_options, positive_int
 
@@ -165,27 +166,29 @@ def cmd_chat(args: argparse.Namespace) -> int:
             pieces = api.ask(lib, book.id, engine, question, as_of=chapter_idx, max_new_tokens=args.max_tokens)
             if not args.json:
                 sys.stdout.write("infinibook> ")
-            finished = _answer_turn(pieces, echo=not args.json)
+            answer, finished = _answer_turn(pieces, echo=not args.json)
             if args.json:  # one object per answer, as stored (also when stopped part-way)
                 _emit({"book_id": book.id, "as_of_chapter": chapter_idx + 1, "question": question.strip(),
-                       "answer": lib.messages(book.id)[-1].content, "stopped": not finished})
+                       "answer": answer, "stopped": not finished})
             else:
                 print("" if finished else " [stopped]")
 
 
-def _answer_turn(pieces, *, echo: bool) -> bool:
-    """Run one chat answer to its end, printed as it comes when `echo`; False when Ctrl-C stopped
-    it (the partial answer is stored all the same)."""
+def _answer_turn(pieces, *, echo: bool) -> tuple[str, bool]:
+    """Run one chat answer to its end, printed as it comes when `echo`: the answer as stored
+    (kept here: an answer stopped before its first piece is not stored at all) and False when
+    Ctrl-C stopped it (a partial answer is stored all the same)."""
+    said: list[str] = []
     try:
-        if echo:
-            _stream_answer(pieces)
-        else:
-            for _ in pieces:
-                pass
+        for piece in pieces:
+            said.append(piece)
+            if echo:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
     except KeyboardInterrupt:
         pieces.close()
-        return False
-    return True
+        return "".join(said).strip(), False
+    return "".join(said).strip(), True
 
 
 # -- summaries and export ------------------------------------------------------------------------
@@ -235,8 +238,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
         return 0
     try:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write_text_atomically(args.output, text)  # a failed write leaves an existing file as it was
     except OSError as error:
         raise LibraryError(f"Cannot write {args.output} ({error.strerror or error}); choose another file.") from error
     if args.json:

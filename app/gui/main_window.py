@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.paths import write_text_atomically
+
 from .backend import Backend, attr
 from .chat import ChatPanel
 from .ingest_bar import IngestBar
@@ -945,7 +947,7 @@ class MainWindow(QMainWindow):
                 return None
         try:
             text = self.backend.api.export_markdown(self.library, self.book_id)
-            Path(path).write_text(text, encoding="utf-8")
+            write_text_atomically(path, text)  # a failed write leaves an existing file as it was
         except OSError as error:
             self.show_error(f"The summaries could not be written to {path}: {error.strerror or error}.")
             return None

@@ -159,13 +159,14 @@ def ask(library, book_id: int, engine, question: str, *, as_of: int | None = Non
         should_cancel: Callable[[], bool] | None = None) -> Iterator[str]:
     """Answer pieces as they are generated.
 
-    Checks and the question's storage happen at the call (errors surface before any text); the
-    answer is stored when generation ends, also when it is cancelled or abandoned part-way.
-    Both messages carry their as-of chapter.
+    Checks happen at the call (errors surface before any text). The question and its answer are
+    stored together, in one transaction, when generation ends, also when it is cancelled or
+    abandoned part-way; an answer dropped, failed or stopped before its first piece stores
+    nothing, so no question is left in the history without its answer. Both messages carry
+    their as-of chapter.
     """
     plan = plan_question(library, book_id, engine, question, as_of, max_new_tokens=max_new_tokens)
     state = load_state(library, book_id, plan.chapter_idx, engine)
-    library.add_message(book_id, "user", question.strip(), plan.chapter_idx)
 
     def answer() -> Iterator[str]:
         pieces: list[str] = []
@@ -173,7 +174,9 @@ def ask(library, book_id: int, engine, question: str, *, as_of: int | None = Non
             yield from generate_text(engine, plan.prompt_ids, state, max_new_tokens=max_new_tokens,
                                      should_cancel=should_cancel, into=pieces)
         finally:
-            library.add_message(book_id, "assistant", "".join(pieces).strip(), plan.chapter_idx)
+            if pieces:
+                library.add_messages(book_id, [("user", question.strip()), ("assistant", "".join(pieces).strip())],
+                                     plan.chapter_idx)
 
     return answer()
 

@@ -10,7 +10,8 @@ the earlier chapters), the chapter is read, then the summary prompt follows:
     sees the chapter's end in full-resolution local attention (which also carries the summary
     when the memory gates are untrained). Memory part + prompt part = the whole chapter, each
     token exactly once.
-The summary is stored under the current fingerprint; regenerating replaces it.
+The summary is stored under the current fingerprint; regenerating replaces it, except with an
+empty summary, which is never stored (a good one is not wiped out by a model that wrote nothing).
 
 Whole-book summary. Built from the chapter summaries (made first where missing or made under
 another fingerprint) read against the memory at the end of the book. When the summaries do not
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from engine.errors import LibraryError
+from engine.errors import LibraryError, ModelError
 from engine.reading.ingest import chapter_ids, encode, fingerprint_of, load_state, require_fresh
 
 from .ask import by_line, check_max_new_tokens, generate_text
@@ -105,19 +106,37 @@ def _character_start(engine, ids: list[int], split: int) -> int:
 def summarize_chapter(library, book_id: int, engine, chapter_idx: int, *,
                       should_cancel: Callable[[], bool] | None = None,
                       max_new_tokens: int = CHAPTER_SUMMARY_TOKENS) -> Iterator[str]:
-    """Summary pieces as generated; stored at the end (replacing an earlier one)."""
+    """Summary pieces as generated; stored at the end (replacing an earlier one). An empty
+    summary is not stored: a ModelError says so and the earlier one stays."""
     plan = plan_chapter_summary(library, book_id, engine, chapter_idx, max_new_tokens)
 
     def pieces() -> Iterator[str]:
-        state = engine.new_state()  # reset at the chapter's start
-        if plan.memory_ids:
-            state = engine.stream(plan.memory_ids, state, should_cancel=should_cancel)
         collected: list[str] = []
-        yield from generate_text(engine, plan.prompt_ids, state, max_new_tokens=max_new_tokens,
-                                 should_cancel=should_cancel, into=collected)
-        library.save_summary(book_id, chapter_idx, "".join(collected).strip(), fingerprint_of(engine))
+        yield from _chapter_pieces(engine, plan, should_cancel, max_new_tokens, collected)
+        _save_summary(library, book_id, chapter_idx, "".join(collected), engine)
 
     return pieces()
+
+
+def _chapter_pieces(engine, plan: ChapterPlan, should_cancel: Callable[[], bool] | None, max_new_tokens: int,
+                    into: list[str]) -> Iterator[str]:
+    """The chapter's summary as generated, collected in `into`; stores nothing."""
+    state = engine.new_state()  # reset at the chapter's start
+    if plan.memory_ids:
+        state = engine.stream(plan.memory_ids, state, should_cancel=should_cancel)
+    yield from generate_text(engine, plan.prompt_ids, state, max_new_tokens=max_new_tokens,
+                             should_cancel=should_cancel, into=into)
+
+
+def _save_summary(library, book_id: int, chapter_idx: int | None, text: str, engine) -> None:
+    """Store a generated summary, replacing the earlier one, unless it is empty: a model that
+    wrote nothing (or only spaces) must not wipe out a good summary."""
+    text = text.strip()
+    if not text:
+        what = "the whole book" if chapter_idx is None else f"chapter {chapter_idx + 1}"
+        raise ModelError(f"The model wrote an empty summary of {what}, so nothing was stored (an earlier summary "
+                         f"is kept); try again with a trained adapter or another model.")
+    library.save_summary(book_id, chapter_idx, text, fingerprint_of(engine))
 
 
 def current_summaries(library, book_id: int, engine) -> dict[int | None, str]:
@@ -161,10 +180,12 @@ def _span_messages(book, items: list[str], first: int, last: int) -> list[dict[s
 def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[], bool] | None = None,
                    max_new_tokens: int = BOOK_SUMMARY_TOKENS, chapter_max_new_tokens: int = CHAPTER_SUMMARY_TOKENS,
                    on_chapter: Callable[[int, int], None] | None = None) -> Iterator[str]:
-    """Whole-book summary pieces as generated; stored at the end (replacing an earlier one).
+    """Whole-book summary pieces as generated; stored at the end (replacing an earlier one),
+    unless empty (a ModelError then says so and the earlier one stays).
 
     Chapter summaries missing under the current engine are made first (`on_chapter(i, n)` is
-    called before each); the book must have been read to its end.
+    called before each; an empty one is left unstored, to be made again next time); the book
+    must have been read to its end.
     """
     check_max_new_tokens(max_new_tokens)
     check_max_new_tokens(chapter_max_new_tokens)
@@ -182,9 +203,11 @@ def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[],
             if chapter.idx not in stored:
                 if on_chapter is not None:
                     on_chapter(chapter.idx, len(chapters))
-                stored[chapter.idx] = "".join(summarize_chapter(library, book_id, engine, chapter.idx,
-                                                                should_cancel=should_cancel,
-                                                                max_new_tokens=chapter_max_new_tokens)).strip()
+                plan = plan_chapter_summary(library, book_id, engine, chapter.idx, chapter_max_new_tokens)
+                text = "".join(_chapter_pieces(engine, plan, should_cancel, chapter_max_new_tokens, [])).strip()
+                if text:  # an empty one is not stored (nor fatal here): "(no summary)" below
+                    _save_summary(library, book_id, chapter.idx, text, engine)
+                stored[chapter.idx] = text
         state = load_state(library, book_id, final_idx, engine)
         items = [f'Chapter {c.idx + 1}, "{c.title}": {stored[c.idx] or "(no summary)"}' for c in chapters]
         labels = [(c.idx + 1, c.idx + 1) for c in chapters]
@@ -213,6 +236,6 @@ def summarize_book(library, book_id: int, engine, *, should_cancel: Callable[[],
         collected: list[str] = []
         yield from generate_text(engine, engine.chat_prompt(messages), state, max_new_tokens=max_new_tokens,
                                  should_cancel=should_cancel, into=collected)
-        library.save_summary(book_id, None, "".join(collected).strip(), fingerprint_of(engine))
+        _save_summary(library, book_id, None, "".join(collected), engine)
 
     return pieces()

@@ -449,18 +449,26 @@ class Library:
             return [SummaryRecord(**{**r, "superseded": bool(r["superseded"])}) for r in rows]
 
     def add_message(self, book_id: int, role: str, content: str, as_of_chapter: int | None) -> int:
+        return self.add_messages(book_id, [(role, content)], as_of_chapter)[0]
+
+    def add_messages(self, book_id: int, messages: list[tuple[str, str]], as_of_chapter: int | None) -> list[int]:
+        """Store (role, content) messages in ONE transaction: a question and its answer are kept
+        together or not at all, never a question without its answer."""
         with self._write_to_book(book_id):
-            return int(
-                self.db["messages"].insert(
-                    {
-                        "book_id": int(book_id),
-                        "role": role,
-                        "content": content,
-                        "as_of_chapter": as_of_chapter,
-                        "created_at": _now(),
-                    }
-                ).last_pk
-            )
+            return [
+                int(
+                    self.db["messages"].insert(
+                        {
+                            "book_id": int(book_id),
+                            "role": role,
+                            "content": content,
+                            "as_of_chapter": as_of_chapter,
+                            "created_at": _now(),
+                        }
+                    ).last_pk
+                )
+                for role, content in messages
+            ]
 
     def messages(self, book_id: int) -> list[MessageRecord]:
         self._book_row(book_id)

@@ -10,7 +10,7 @@ import torch
 
 from app.cli import main
 from engine import api
-from tests.engine.reading.helpers import tiny, write_book
+from tests.engine.reading.helpers import tiny, write_book, writes
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +38,7 @@ def json_lines(text):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_ingest_ask_summarize_export(tmp_path, capsys):
+def test_ingest_ask_summarize_export(tmp_path, capsys, monkeypatch):
     lib = str(tmp_path / "lib")
     book = write_book(tmp_path / "road.md", chapters=3)
 
@@ -67,6 +67,7 @@ def test_ingest_ask_summarize_export(tmp_path, capsys):
     code, out, err = run(capsys, "ask", "1", "Too far?", "--as-of", "9", "--data-dir", lib)
     assert code == 2 and "no chapter 9" in err
 
+    writes(tiny(), monkeypatch, "The traveller walks on.")  # an empty summary would not be stored
     code, out, err = run(capsys, "summarize", "1", "--chapter", "2", "--json", "--max-tokens", "8", "--data-dir", lib)
     assert code == 0, err
     summary = json_lines(out)[0]
@@ -144,6 +145,38 @@ def test_export_json_to_stdout_is_one_object(tmp_path, capsys):
     [notes] = json_lines(out)
     assert notes["book_id"] == 1 and notes["title"]
     assert notes["markdown"].startswith(f"# {notes['title']}\n") and "No summaries" in notes["markdown"]
+
+
+def test_an_empty_summary_is_one_sentence_and_keeps_the_stored_one(tmp_path, capsys, monkeypatch):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    assert run(capsys, "ingest", str(book), "--json", "--data-dir", lib)[0] == 0
+    with api.open_library(lib) as library:
+        library.save_summary(1, 0, "He sets out.", str(tiny().fingerprint))
+    writes(tiny(), monkeypatch, "\n\n")
+    code, out, err = run(capsys, "summarize", "1", "--chapter", "1", "--data-dir", lib)
+    assert code == 2 and "empty summary of chapter 1" in err and "Traceback" not in err
+    with api.open_library(lib) as library:
+        assert [(s.chapter_idx, s.text) for s in library.summaries(1)] == [(0, "He sets out.")]
+
+def test_a_failed_export_leaves_the_existing_file_as_it_was(tmp_path, capsys, monkeypatch):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    assert run(capsys, "add", str(book), "--data-dir", lib)[0] == 0
+    target = tmp_path / "out" / "notes.md"
+    target.parent.mkdir()
+    target.write_text("Notes kept from last week.\n", encoding="utf-8")
+    # The write fails part-way: text UTF-8 cannot encode (a lone surrogate).
+    with monkeypatch.context() as patch, pytest.raises(UnicodeEncodeError):
+        patch.setattr(api, "export_markdown", lambda library, book_id: "# Notes\n\ud800\n")
+        main(["export", "1", "-o", str(target), "--data-dir", lib])
+    assert target.read_text(encoding="utf-8") == "Notes kept from last week.\n"
+    assert [p.name for p in target.parent.iterdir()] == ["notes.md"]  # no temporary file left behind
+
+    code, out, err = run(capsys, "export", "1", "-o", str(target), "--data-dir", lib)
+    assert code == 0, err
+    assert "No summaries or conversation yet." in target.read_text(encoding="utf-8")
+    assert [p.name for p in target.parent.iterdir()] == ["notes.md"]
 
 
 @pytest.mark.parametrize("command", [["ask", "1", "Who?"], ["chat", "1"], ["summarize", "1"],

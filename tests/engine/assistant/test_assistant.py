@@ -8,10 +8,10 @@ import torch
 from engine import api
 from engine.assistant import TextDecoder, decode_stream, plan_chapter_summary
 from engine.assistant import summaries as summaries_module
-from engine.errors import Cancelled, LibraryError
+from engine.errors import Cancelled, LibraryError, ModelError
 from engine.infini.state import MemoryState
 from engine.reading import chapter_ids
-from tests.engine.reading.helpers import tiny, write_book
+from tests.engine.reading.helpers import tiny, write_book, writes
 
 SECRET = "The lighthouse keeper is secretly named Zebediah Quillfeather."
 
@@ -142,6 +142,23 @@ def test_cancelled_answer_keeps_what_was_said(library, tmp_path):
     assert [m.role for m in library.messages(book.id)] == ["user", "assistant"]
 
 
+def test_a_question_whose_answer_produced_nothing_is_not_stored(library, tmp_path, monkeypatch):
+    """Dropped before its first piece, failing or stopped before it: no dangling question is stored."""
+    engine = tiny()
+    book = read_book(library, tmp_path, chapters=2)
+    api.ask(library, book.id, engine, "Dropped at once?", max_new_tokens=8).close()
+    with pytest.raises(Cancelled):
+        list(api.ask(library, book.id, engine, "Stopped at once?", max_new_tokens=8, should_cancel=lambda: True))
+
+    def broken(prompt_ids, state, **options):
+        raise ModelError("The model ran out of memory.")
+
+    monkeypatch.setattr(engine, "generate", broken)
+    with pytest.raises(ModelError, match="out of memory"):
+        list(api.ask(library, book.id, engine, "Failing at once?", max_new_tokens=8))
+    assert library.messages(book.id) == []
+
+
 # -- summaries -------------------------------------------------------------------------------------
 
 
@@ -153,6 +170,7 @@ def test_long_chapter_summary_reads_every_token_once(library, tmp_path, monkeypa
     assert len(ids) > 10 * engine.segment
     assert plan.memory_ids + plan.window_ids == ids  # no truncation: memory part + window = chapter
 
+    writes(engine, monkeypatch, "He walks on.")
     spy = Spy(engine, monkeypatch)
     first = "".join(api.summarize_chapter(library, book.id, engine, 1, max_new_tokens=8)).strip()
     _, state = spy.calls[-1]
@@ -182,6 +200,7 @@ def test_book_summary_is_hierarchical_when_chapter_summaries_do_not_fit(library,
     for i, chapter in enumerate(library.chapters(book.id)):
         library.save_summary(book.id, chapter.idx, f"In chapter {i + 1} the traveller walked far and saw many things "
                              f"along the road near the {i}th mill.", str(engine.fingerprint))
+    writes(engine, monkeypatch, "The traveller walks on.")
     spy = Spy(engine, monkeypatch)
     text = "".join(api.summarize_book(library, book.id, engine, max_new_tokens=6)).strip()
     assert len(spy.calls) > 1  # group summaries first, then the whole book
@@ -192,9 +211,10 @@ def test_book_summary_is_hierarchical_when_chapter_summaries_do_not_fit(library,
     assert [s.text for s in library.summaries(book.id) if s.chapter_idx is None] == [text]
 
 
-def test_book_summary_makes_missing_chapter_summaries_and_needs_the_whole_book(library, tmp_path):
+def test_book_summary_makes_missing_chapter_summaries_and_needs_the_whole_book(library, tmp_path, monkeypatch):
     engine = tiny()
     book = read_book(library, tmp_path, chapters=3)
+    writes(engine, monkeypatch, "The traveller walks on.")
     made = []
     list(api.summarize_book(library, book.id, engine, max_new_tokens=4, chapter_max_new_tokens=4,
                             on_chapter=lambda i, n: made.append((i, n))))
@@ -204,6 +224,33 @@ def test_book_summary_makes_missing_chapter_summaries_and_needs_the_whole_book(l
     other = library.resolve(str(write_book(tmp_path / "other.md", chapters=3, title="Other")), add_paths=True)
     with pytest.raises(LibraryError, match="Read the whole book first"):
         api.summarize_book(library, other.id, engine)
+
+
+@pytest.mark.parametrize("written", ["", " \n\t "])
+def test_an_empty_summary_never_replaces_a_stored_one(library, tmp_path, monkeypatch, written):
+    engine = tiny()
+    book = read_book(library, tmp_path, chapters=2)
+    for idx, text in ((0, "He sets out."), (1, "He arrives."), (None, "A journey.")):
+        library.save_summary(book.id, idx, text, str(engine.fingerprint))
+    before = [(s.chapter_idx, s.text) for s in library.summaries(book.id)]
+    writes(engine, monkeypatch, written)
+    with pytest.raises(ModelError, match="empty summary of chapter 1"):
+        list(api.summarize_chapter(library, book.id, engine, 0, max_new_tokens=8))
+    with pytest.raises(ModelError, match="empty summary of the whole book"):
+        list(api.summarize_book(library, book.id, engine, max_new_tokens=8))
+    assert [(s.chapter_idx, s.text) for s in library.summaries(book.id)] == before
+
+
+def test_an_empty_chapter_summary_made_for_the_whole_book_is_not_stored(library, tmp_path, monkeypatch):
+    """The whole-book summary goes on without it ("(no summary)"); a summary made under another
+    model stays, and the chapter is summarised again next time."""
+    engine = tiny()
+    book = read_book(library, tmp_path, chapters=2)
+    library.save_summary(book.id, 0, "Made by another model.", "another fingerprint")
+    writes(engine, monkeypatch, " ", whole_book="A journey.")
+    assert "".join(api.summarize_book(library, book.id, engine, max_new_tokens=8)) == "A journey."
+    assert [(s.chapter_idx, s.text) for s in library.summaries(book.id)] == [(0, "Made by another model."),
+                                                                               (None, "A journey.")]
 
 
 # -- export ----------------------------------------------------------------------------------------

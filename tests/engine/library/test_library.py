@@ -224,6 +224,14 @@ def test_messages_and_position(lib: Library, tmp_path: Path) -> None:
         lib.add_message(999, "user", "x", None)
 
 
+def test_a_question_and_its_answer_are_stored_together_or_not_at_all(lib: Library, tmp_path: Path) -> None:
+    rec = lib.add_book(_book(), tmp_path / "x.txt")
+    ids = lib.add_messages(rec.id, [("user", "Who is Ahab?"), ("assistant", "A captain.")], 1)
+    assert [m.id for m in lib.messages(rec.id)] == ids and len(ids) == 2
+    with pytest.raises(LibraryError):  # the answer cannot be stored (no content): nor is the question
+        lib.add_messages(rec.id, [("user", "And Ishmael?"), ("assistant", None)], 1)
+    assert [m.content for m in lib.messages(rec.id)] == ["Who is Ahab?", "A captain."]
+
 def test_usable_from_worker_threads(lib: Library, tmp_path: Path) -> None:
     rec = lib.add_book(_book(n=40), tmp_path / "x.txt")
     errors: list[BaseException] = []

@@ -36,3 +36,14 @@ def tiny(segment: int = 32):
     engine = tiny_engine(segment=segment, gate_init=0.0)
     engine.model_name = "tiny-random-llama"
     return engine
+
+
+def writes(engine, monkeypatch, text: str, *, whole_book: str | None = None) -> None:
+    """Make `engine` write `text` for every prompt (`whole_book` for a whole-book summary's, when
+    given). The tiny random model mostly writes blank lines, which a summary refuses to store."""
+
+    def generate(prompt_ids, state, **options):
+        final = whole_book is not None and "summary of the whole book" in engine.tokenizer.decode(prompt_ids)
+        return iter(engine.tokenizer.encode(whole_book if final else text, add_special_tokens=False))
+
+    monkeypatch.setattr(engine, "generate", generate)
