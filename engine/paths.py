@@ -1,5 +1,5 @@
 """Where Infinibook keeps its files: the user's data and cache directories (platformdirs), and
-how a file the person chose is written (whole, or not at all)."""
+how a file is written: whole or not at all, on disk before it takes its final name."""
 
 import os
 import secrets
@@ -57,6 +57,55 @@ def write_text_atomically(path: str | os.PathLike, text: str, encoding: str = "u
         if target.exists():  # the person's permissions on the file replaced stay
             temporary.chmod(stat.S_IMODE(target.stat().st_mode))
         temporary.replace(target)
+        sync_directory(target.parent)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def replace_durably(temporary: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename a finished temporary file or folder over `target`, its contents flushed to disk first.
+
+    For files written by other code (safetensors, transformers' save_pretrained), which cannot
+    be flushed through their own handle as `write_text_atomically` does. A file system may put
+    the rename on disk before the data it names: a crash or power cut could then leave an empty
+    or partial file under the final name, which the next start would trust (converted model
+    weights, an adapter). Flushed first, the final name holds the old version or the whole new
+    one; the folder holding it is flushed after, so that the rename itself lasts."""
+    temporary = Path(temporary)
+    if temporary.is_dir():
+        for folder, _, files in os.walk(temporary, topdown=False):
+            for name in files:
+                _fsync_file(Path(folder, name))
+            sync_directory(folder)
+    else:
+        _fsync_file(temporary)
+    os.replace(temporary, target)
+    sync_directory(Path(target).parent)
+
+
+def _fsync_file(path: Path) -> None:
+    # opened for writing: Windows flushes a file only through a handle that may write it
+    descriptor = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sync_directory(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (files created or renamed into it) to disk where a folder can be
+    opened for that (POSIX); Windows cannot (no O_DIRECTORY) and its file system's journal keeps
+    the rename."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some file systems cannot flush a folder (EINVAL); the files are flushed anyway
+        pass
+    finally:
+        os.close(descriptor)

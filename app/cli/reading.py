@@ -20,7 +20,7 @@ from engine.books import load_book
 from engine.errors import LibraryError
 from engine.paths import write_text_atomically
 
-from .common import add_common_options, positive_int
+from .common import add_common_options, fail, positive_int
 
 
 def _engine(args: argparse.Namespace):
@@ -163,7 +163,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 return 0
             if not question.strip() or question.strip() in ("/quit", "/exit"):
                 return 0
-            pieces = api.ask(lib, book.id, engine, question, as_of=chapter_idx, max_new_tokens=args.max_tokens)
+            try:
+                pieces = api.ask(lib, book.id, engine, question, as_of=chapter_idx, max_new_tokens=args.max_tokens)
+            except LibraryError as refused:  # this question only (too long, say): nothing stored, the chat goes on
+                fail(str(refused))
+                continue
             if not args.json:
                 sys.stdout.write("infinibook> ")
             answer, finished = _answer_turn(pieces, echo=not args.json)

@@ -177,10 +177,7 @@ class ChatPanel(QWidget):
     def clear(self) -> None:
         """Also drops an answer being written: another book's conversation replaces this one."""
         self._timer.stop()
-        for bubble in self.bubbles:
-            bubble.setParent(None)
-            bubble.deleteLater()
-        self.bubbles.clear()
+        self._drop(len(self.bubbles))
         self._streaming = None
         self._buffer = ""
         self._dirty = False
@@ -238,6 +235,30 @@ class ChatPanel(QWidget):
         self._streaming = None
         self._dirty = False
         self._update_buttons()
+
+    def withdraw_answer(self) -> None:
+        """End an answer that failed; one that failed before its first piece (a question too
+        long, say) stored nothing, so it leaves the conversation with its question, and the
+        question goes back into the empty input field to be shortened or asked again."""
+        if self._streaming is None or self._buffer or self.bubbles[-1] is not self._streaming:
+            self.end_answer()
+            return
+        question = self.bubbles[-2].markdown  # begin_answer added the question, then the answer
+        self._timer.stop()
+        self._drop(2)
+        self._streaming = None
+        self._dirty = False
+        self.empty_hint.setVisible(not self.bubbles)
+        if not self.input.text().strip():
+            self.input.setText(question)
+        self._update_buttons()
+
+    def _drop(self, count: int) -> None:
+        """Remove the last `count` bubbles."""
+        for bubble in self.bubbles[len(self.bubbles) - count:]:
+            bubble.setParent(None)
+            bubble.deleteLater()
+        del self.bubbles[len(self.bubbles) - count:]
 
     @property
     def streaming(self) -> bool:

@@ -843,7 +843,7 @@ class MainWindow(QMainWindow):
         self._when_engine_ready("ask", start, lambda _msg: self.chat.end_answer("The model could not be loaded."))
 
     def _ask_failed(self, message: str) -> None:
-        self.chat.end_answer()
+        self.chat.withdraw_answer()
         self.show_error(message)
 
     def _ask_ended(self) -> None:

@@ -103,19 +103,45 @@ def plan_question(library, book_id: int, engine, question: str, as_of: int | Non
     title = next((c.title for c in chapters if c.idx == chapter_idx), f"Chapter {chapter_idx + 1}")
     system = {"role": "system", "content": system_line(book, chapter_idx, len(chapters), title)}
     asked = {"role": "user", "content": question}
+    check_question_fits(engine, system, question)
     budget = history_budget(engine, [system, asked], max_new_tokens)
     messages = [system, *history_for(library, book_id, engine, chapter_idx, budget), asked]
     return AskPlan(chapter_idx, messages, engine.chat_prompt(messages))
 
 
+def check_question_fits(engine, system: dict[str, str], question: str) -> None:
+    """Refuse, before anything is stored, a question local attention could not see whole when the
+    answer begins: the part of it past the room would reach the model only through the memory.
+
+    `generate` starts the prompt at the beginning of a segment and sends each full segment of it
+    to the memory, leaving only the rest in local attention, so the room is what the
+    instructions (the system line and the chat template, measured around an empty question)
+    leave of one segment; the history only takes what the question leaves (`history_budget`).
+    A segment too short for the instructions alone (tiny test settings) sends them to the memory
+    whatever is asked; there a question must at least fit a segment with its own turn's tokens."""
+    around = len(engine.chat_prompt([system, {"role": "user", "content": ""}]))
+    room = engine.segment - around
+    if room <= 0:
+        room = engine.segment - (around - len(engine.chat_prompt([system])))
+    used = len(engine.chat_prompt([system, {"role": "user", "content": question}])) - around
+    if used > room:
+        characters = len(question) * max(room, 0) // used  # at this question's own characters per token
+        raise LibraryError(f"This question is too long for the model to read at once: it is {used:,} tokens and "
+                           f"at most {max(room, 0):,} fit, roughly its first {characters:,} characters; shorten it.")
+
+
 def history_budget(engine, bare: list[dict[str, str]], max_new_tokens: int) -> int:
     """Tokens of earlier turns a prompt may carry: half the room the answer leaves (at least
-    HISTORY_MIN_TOKENS / 2), and, when the prompt `bare` of history fits the segment with its
-    answer, no more than keeps it there: otherwise the history would push the start of the
-    prompt (who is reading, up to which chapter) out of local attention into the memory."""
+    HISTORY_MIN_TOKENS / 2), and no more than keeps the prompt `bare` of history in the segment
+    with its answer where both fit, else the prompt alone: the history would otherwise push
+    the start of the prompt (who is reading, up to which chapter), or then the question, out of
+    local attention into the memory. Only a prompt over the segment anyway keeps the half."""
     budget = max(engine.segment - max_new_tokens, HISTORY_MIN_TOKENS) // 2
-    free = engine.segment - max_new_tokens - len(engine.chat_prompt(bare))
-    return min(budget, free) if free >= 0 else budget
+    prompt = len(engine.chat_prompt(bare))
+    for free in (engine.segment - max_new_tokens - prompt, engine.segment - prompt):
+        if free >= 0:
+            return min(budget, free)
+    return budget
 
 
 # Greedy decoding of a small model loops ("The main events are: The main events are: ...")
@@ -181,4 +207,5 @@ def ask(library, book_id: int, engine, question: str, *, as_of: int | None = Non
     return answer()
 
 
-__all__ = ["AskPlan", "ask", "check_max_new_tokens", "choose_chapter", "fingerprint_of", "plan_question"]
+__all__ = ["AskPlan", "ask", "check_max_new_tokens", "check_question_fits", "choose_chapter", "fingerprint_of",
+           "plan_question"]

@@ -24,6 +24,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save_file
 
 from engine.errors import ModelError
+from engine.paths import replace_durably
 
 from .model import InfiniModel
 from .state import safetensors_metadata
@@ -133,7 +134,7 @@ def save_adapter(model: InfiniModel, path: str | os.PathLike, extra: dict[str, t
         metadata["lora"] = lora_metadata(model, lora_config)
     tmp = path.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    replace_durably(tmp, path)
     return path
 
 

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 
 from engine.errors import ModelError
-from engine.paths import cache_dir
+from engine.paths import cache_dir, replace_durably
 
 from .state import DTYPES
 
@@ -105,7 +105,8 @@ def _check_architecture(model_type: str) -> None:
 def _build_cached(target: Path, complete: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
     """Build a cache folder once: into `<target>.partial`, then renamed, under a lock.
 
-    The rename means a crash never leaves a half folder that `complete` would trust; the lock
+    The rename, after every file is flushed to disk, means a crash or a power cut never leaves
+    a half folder (or one of empty files) that `complete` would trust; the lock
     means a second Infinibook starting meanwhile waits and reuses the result, instead of writing
     into the same partial folder (and renaming it while the first one is still writing).
     """
@@ -126,7 +127,7 @@ def _build_cached(target: Path, complete: Callable[[Path], bool], build: Callabl
                 shutil.rmtree(partial, ignore_errors=True)
                 raise
             shutil.rmtree(target, ignore_errors=True)
-            os.replace(partial, target)
+            replace_durably(partial, target)  # on disk first: a power cut never leaves empty weights
     except (OSError, SafetensorError) as error:
         raise ModelError(
             f"Could not write to the cache folder {target.parent} ({getattr(error, 'strerror', None) or error}); "

@@ -1,5 +1,7 @@
 """Fixtures every engine test area shares."""
 
+import os
+
 import pytest
 import torch
 
@@ -27,3 +29,17 @@ def library(isolated_data_dir):
     lib = open_library(isolated_data_dir)
     yield lib
     lib.close()
+
+
+@pytest.fixture
+def flushed(monkeypatch) -> list[int]:
+    """The inode of every file or folder os.fsync flushes, in order (a renamed file keeps its inode)."""
+    inodes: list[int] = []
+    fsync = os.fsync
+
+    def record(descriptor: int) -> None:
+        inodes.append(os.fstat(descriptor).st_ino)
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", record)
+    return inodes

@@ -103,6 +103,20 @@ def test_chat_streams_answers_until_an_empty_line(tmp_path, capsys, monkeypatch)
     assert all(m.as_of_chapter == 0 for m in messages)
 
 
+def test_chat_refuses_a_question_too_long_for_the_segment_and_goes_on(tmp_path, capsys, monkeypatch):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    assert run(capsys, "ingest", str(book), "--data-dir", lib, "--json")[0] == 0
+    long_question = " ".join(["Why did the traveller cross the old bridge at night?"] * 8)
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{long_question}\nShort question?\n\n"))
+    code, out, err = run(capsys, "chat", "1", "--as-of", "1", "--max-tokens", "4", "--data-dir", lib)
+    assert code == 0 and out.count("infinibook> ") == 1
+    refusal = next(line for line in err.splitlines() if "too long" in line)
+    assert refusal.startswith("infinibook: ") and "at most" in refusal and refusal.endswith("shorten it.")
+    with api.open_library(lib) as library:
+        assert [m.content for m in library.messages(1) if m.role == "user"] == ["Short question?"]
+
+
 def test_unread_and_stale_books_get_one_clear_sentence(tmp_path, capsys, monkeypatch):
     lib = str(tmp_path / "lib")
     book = write_book(tmp_path / "road.md", chapters=2)

@@ -139,3 +139,19 @@ def test_changing_the_library_folder_opens_that_library(make_window, qtbot, tmp_
     window.apply_settings(window.engine_config, first)
     assert len(window.library.list_books()) == 1
     assert window.errors == []
+
+
+def test_a_question_too_long_for_the_segment_gets_one_sentence_and_goes_back_to_the_input(make_window, qtbot):
+    window = make_window()
+    read_sample(window, qtbot)
+    question = " ".join(["Why did the lamplighter climb the tower at night?"] * 10)
+    window.chat.input.setText(question)
+    window.chat.ask_button.click()
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=20000)
+    wait_idle(qtbot, window)
+    message = window.errors[0]
+    assert "too long" in message and "at most" in message and "\n" not in message
+    assert any(box.text() == message for box in window._boxes)
+    assert window.library.messages(window.book_id) == []  # nothing stored, nothing shown
+    assert window.chat.transcript() == [] and window.chat.empty_hint.isVisibleTo(window.chat)
+    assert window.chat.input.text() == question and window.chat.ask_button.isEnabled()

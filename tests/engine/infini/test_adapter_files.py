@@ -27,6 +27,11 @@ def test_an_adapter_from_a_diverged_run_is_refused_not_loaded(tmp_path, tokenize
     assert fresh.adapter_sha == "none"
 
 
+def test_a_saved_adapter_is_on_disk_before_it_takes_its_name(tmp_path, tokenizer, flushed):
+    path = save_adapter(tiny_engine(tokenizer=tokenizer), tmp_path / "adapter.safetensors")
+    assert path.stat().st_ino in flushed and list(tmp_path.iterdir()) == [path]
+
+
 def test_the_adapter_fingerprint_names_the_file_whose_gates_were_loaded(tmp_path, tokenizer, monkeypatch):
     path = save_adapter(with_gates(tiny_engine(tokenizer=tokenizer), 1.0), tmp_path / "adapter.safetensors")
     loaded_bytes = path.read_bytes()

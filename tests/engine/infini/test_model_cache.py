@@ -1,6 +1,7 @@
 """The model cache: GGUF conversion once, atomically, for two Infinibooks at once; clear refusals."""
 
 import errno
+import os
 import threading
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def fake_gguf_loaders(monkeypatch, save=None) -> list[int]:
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
                         classmethod(lambda cls, *a, **k: model_from_pretrained()))
     return conversions
+
+
+def test_converted_weights_are_on_disk_before_the_cache_folder_takes_its_name(tmp_path, cache, monkeypatch, flushed):
+    """A power cut after the rename must not leave empty weights that the next start would trust."""
+    fake_gguf_loaders(monkeypatch)
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF not really")
+    folder = converted_gguf_folder(gguf)
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".safetensors" for path in files)
+    assert {path.stat().st_ino for path in files} <= set(flushed)
+    if hasattr(os, "O_DIRECTORY"):  # the folders too, where they can be opened for it
+        assert folder.stat().st_ino in flushed and folder.parent.stat().st_ino == flushed[-1]
 
 
 def test_two_infinibooks_converting_one_gguf_share_one_conversion(tmp_path, cache, monkeypatch):

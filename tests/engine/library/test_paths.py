@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.paths import cache_dir, data_dir, write_text_atomically
+from engine.paths import cache_dir, data_dir, replace_durably, write_text_atomically
 
 
 def test_a_tilde_in_a_chosen_folder_means_the_home_folder(tmp_path, monkeypatch):
@@ -48,3 +48,20 @@ def test_a_written_file_is_replaced_whole_or_not_at_all(tmp_path):
         assert target.with_name("fresh.md").stat().st_mode == (tmp_path / "plain.md").stat().st_mode
         write_text_atomically("/dev/null", "not a file to replace")  # written through, left a device
         assert not Path("/dev/null").is_file()
+
+
+def test_a_folder_is_flushed_to_disk_before_it_takes_its_name(tmp_path, monkeypatch, flushed):
+    partial = tmp_path / "weights.partial"
+    (partial / "inner").mkdir(parents=True)
+    (partial / "model.safetensors").write_bytes(b"weights")
+    (partial / "inner" / "config.json").write_text("{}")
+    renamed = []
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda *paths: renamed.append(len(flushed)) or replace(*paths))
+    replace_durably(partial, tmp_path / "weights")
+    files = [tmp_path / "weights" / "model.safetensors", tmp_path / "weights" / "inner" / "config.json"]
+    before_rename = set(flushed[:renamed[0]])
+    assert {file.stat().st_ino for file in files} <= before_rename
+    if hasattr(os, "O_DIRECTORY"):  # folders can be flushed: the new one before, its parent after the rename
+        assert (tmp_path / "weights").stat().st_ino in before_rename
+        assert flushed[renamed[0]:] == [tmp_path.stat().st_ino]
