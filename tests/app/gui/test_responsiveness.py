@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.gui.summaries import BOOK
 
-from .conftest import StallMeter, wait_idle
+from .conftest import ENGINE_LOAD_MS, StallMeter, wait_idle
 
 ROOT = Path(__file__).resolve().parents[3]
 STALL_LIMIT_S = 0.100
@@ -50,7 +50,7 @@ def test_event_loop_never_stalls_during_ingest_and_generation(make_window, qtbot
     through an answer and a summary. The machine may be shared with other heavy processes: a run
     over the limit is measured once more (with another book) before the test fails."""
     window = make_window()
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=ENGINE_LOAD_MS)
     runs = []
     for attempt in ("first", "second"):
         (tmp_path / attempt).mkdir()
@@ -69,7 +69,7 @@ def test_event_loop_never_stalls_during_ingest_and_generation(make_window, qtbot
 
 def test_chat_about_read_chapters_while_later_ones_are_read(make_window, qtbot, tmp_path):
     window = make_window()
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=ENGINE_LOAD_MS)
     window.add_paths([long_book(tmp_path, chapters=12, words=1200)])
     qtbot.waitUntil(lambda: window.ingest_task is not None and window.chapters_done >= 1, timeout=60000)
     window.ask("Who speaks first?", 0)
@@ -90,7 +90,7 @@ def test_chat_about_read_chapters_while_later_ones_are_read(make_window, qtbot, 
 
 def test_summary_of_unread_chapter_is_refused_with_a_sentence(make_window, qtbot, tmp_path):
     window = make_window()
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=ENGINE_LOAD_MS)
     window.add_paths([long_book(tmp_path, chapters=12, words=1200)])
     qtbot.waitUntil(lambda: window.ingest_task is not None, timeout=60000)
     window.cancel_ingest()

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from app.gui.summaries import BOOK
 
-from .conftest import SAMPLE, wait_idle
+from .conftest import ENGINE_LOAD_MS, SAMPLE, wait_idle
 
 
 def test_open_read_ask_summarise_close_reopen(make_window, qtbot, tmp_path):
     window = make_window()
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=ENGINE_LOAD_MS)
     assert window.center.currentWidget() is window.welcome
 
     window.add_paths([str(SAMPLE)])

@@ -7,11 +7,11 @@ from PySide6.QtGui import QDropEvent
 
 from app.gui.settings import AppSettings, EngineConfig
 
-from .conftest import SAMPLE, wait_idle
+from .conftest import ENGINE_LOAD_MS, SAMPLE, wait_idle
 
 
 def read_sample(window, qtbot):
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=ENGINE_LOAD_MS)
     window.add_paths([str(SAMPLE)])
     qtbot.waitUntil(lambda: window.book_id is not None, timeout=20000)
     qtbot.waitUntil(lambda: window.ingest_task is not None or window.chapters_done == 6, timeout=20000)
@@ -71,7 +71,7 @@ def test_a_broken_book_gets_one_sentence_and_the_library_is_unchanged(make_windo
 
 def test_dropping_a_file_adds_and_reads_it(make_window, qtbot):
     window = make_window()
-    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=ENGINE_LOAD_MS)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(SAMPLE))])
     event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
