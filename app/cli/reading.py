@@ -108,17 +108,19 @@ def _ingest_with_bar(lib, book, engine, status, restart: bool):
 # -- ask and chat --------------------------------------------------------------------------------
 
 
-def _stream_answer(pieces) -> tuple[str, float | None]:
-    """Print pieces as they come; (answer, seconds to the first piece)."""
+def _stream_answer(pieces, *, echo: bool = True, into: list[str] | None = None) -> tuple[str, float | None]:
+    """Print pieces as they come (when `echo`), collected in `into` (kept if Ctrl-C stops it);
+    (answer, seconds to the first piece)."""
     began = time.monotonic()
     first = None
-    text = []
+    text = [] if into is None else into
     for piece in pieces:
         if first is None:
             first = time.monotonic() - began
         text.append(piece)
-        sys.stdout.write(piece)
-        sys.stdout.flush()
+        if echo:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
     return "".join(text), first
 
 
@@ -184,11 +186,7 @@ def _answer_turn(pieces, *, echo: bool) -> tuple[str, bool]:
     Ctrl-C stopped it (a partial answer is stored all the same)."""
     said: list[str] = []
     try:
-        for piece in pieces:
-            said.append(piece)
-            if echo:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
+        _stream_answer(pieces, echo=echo, into=said)
     except KeyboardInterrupt:
         pieces.close()
         return "".join(said).strip(), False
