@@ -11,7 +11,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 
 from engine.errors import ModelError
-from engine.paths import cache_dir, replace_durably
+from engine.paths import cache_dir, replace_durably, write_text_atomically
 
 from .state import DTYPES
 
@@ -71,14 +70,7 @@ def _save_hash_index(index_path: Path, index: dict[str, str]) -> None:
     """Best effort: the index only saves time. Each writer uses its own temporary file, since two
     Infinibooks starting together would otherwise rename one shared file from under each other."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=index_path.parent, prefix=index_path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps(index))
-            os.replace(tmp, index_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomically(index_path, json.dumps(index))
     except OSError:
         pass
 

@@ -29,6 +29,7 @@ from engine.errors import TrainingError
 from engine.infini.adapter import add_lora, load_adapter, save_adapter
 from engine.infini.attention import GATE_LOCAL_ONLY
 from engine.infini.model import InfiniModel
+from engine.paths import replace_durably, write_text_atomically
 
 from . import data
 
@@ -271,13 +272,7 @@ def save_checkpoint(path: Path, model: InfiniModel, optimizer, state: TrainState
     tmp = path.with_suffix(".tmp")
     torch.save({"params": params, "optimizer": optimizer.state_dict(), "state": asdict(state),
                 "config": config.to_json(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state()}, tmp)
-    tmp.replace(path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    replace_durably(tmp, path)
 
 
 def load_checkpoint(path: Path, model: InfiniModel, optimizer, rng) -> TrainState:
@@ -348,7 +343,7 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
     log_path = out_dir / "log.jsonl"
     if accelerator.is_main_process and resume and state.step:
         # a run stopped between checkpoints logged steps it now repeats: keep the checkpoint's own
-        _atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in state.history))
+        write_text_atomically(log_path, "".join(json.dumps(r) + "\n" for r in state.history))
     log_file = log_path.open("a") if accelerator.is_main_process else None  # one writer under accelerate
     device = model.device
     autocast = mixed_precision(device, config.precision)
