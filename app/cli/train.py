@@ -86,9 +86,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--hardest-share", type=_share, default=0.6,
                         help="share of steps at the longest unlocked count; the rest uniform from --min-segments up "
                              "(lower mixes lengths more evenly)")
-    parser.add_argument("--length-draw", choices=("uniform", "log"), default="uniform",
-                        help="how the other steps draw their number of segments: uniform in the count, or "
-                             "log-uniform (as many short examples as long ones)")
+    parser.add_argument("--length-draw", choices=("uniform", "log", "strata"), default="uniform",
+                        help="how the other steps draw their number of segments: uniform in the count, "
+                             "log-uniform (as many short examples as long ones), or strata (log-uniform, each of the "
+                             "--accumulate micro-batches of a step from its own length range: short and long in every "
+                             "step)")
+    parser.add_argument("--accumulate", type=positive_int, default=1,
+                        help="micro-batches per optimizer step, each drawing its own task and length")
     parser.add_argument("--hard-keys", type=_share, default=0.0,
                         help="share of pass keys spelt with at most 3 different digits (e.g. 25455), the ones "
                              "recall confuses most")
@@ -144,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, batch=args.batch, segment=args.segment, segment_choices=args.segment_choices,
         curriculum=args.curriculum, min_segments=args.min_segments, max_segments=max(args.curriculum),
         advance_loss=args.advance_loss, stage_max_steps=args.stage_max_steps, hardest_share=args.hardest_share,
-        length_draw=args.length_draw,
+        length_draw=args.length_draw, accumulate=args.accumulate,
         tasks=args.tasks, hard_keys=args.hard_keys,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,

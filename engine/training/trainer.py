@@ -46,7 +46,9 @@ class TrainConfig:
     advance_loss: float = 0.3  # passkey answer loss (nats/token, EMA) that unlocks the next stage
     stage_max_steps: int = 60  # ... or after this many steps at one stage
     hardest_share: float = 0.6  # steps at the longest unlocked count; the rest uniform from min_segments up
-    length_draw: str = "uniform"  # the rest: "uniform" in the count, or "log" (as many 4-8 as 64-128 segments)
+    length_draw: str = "uniform"  # the rest: "uniform" in the count, "log" (as many 4-8 as 64-128 segments),
+    # or "strata": log-uniform, micro-batch i of `accumulate` from the i-th of as many equal log-width strata
+    accumulate: int = 1  # micro-batches per optimizer step, each with its own task and number of segments
     tasks: dict = field(default_factory=lambda: {"passkey": 0.6, "facts": 0.2, "text": 0.2})
     gate_init: float = 0.0
     gate_lr: float = 1e-1
@@ -217,7 +219,8 @@ class TaskSampler:
         self.tokenizer, self.config, self.text_ids = tokenizer, config, text_ids
         self.rng = random.Random(seed)
 
-    def draw(self, max_segments: int) -> tuple[str, int, int, list[data.Example]]:
+    def draw(self, max_segments: int, part: int = 0) -> tuple[str, int, int, list[data.Example]]:
+        """`part`: which micro-batch of the step this is (its stratum under length_draw="strata")."""
         c, rng = self.config, self.rng
         names = [t for t, w in c.tasks.items() if w > 0 and (t == "passkey" or self.text_ids)]
         task = rng.choices(names, weights=[c.tasks[t] for t in names])[0]
@@ -225,7 +228,9 @@ class TaskSampler:
         low = min(c.min_segments, max_segments)
         # the hardest count unlocked so far in `hardest_share` of draws, else any from min_segments up
         # (short ones are not forgotten; a low share trains every length evenly)
-        n = max_segments if rng.random() < c.hardest_share else self._count(low, max_segments)
+        # (under strata, only the longest stratum's micro-batch jumps to the hardest count)
+        hardest = rng.random() < c.hardest_share and (c.length_draw != "strata" or part == c.accumulate - 1)
+        n = max_segments if hardest else self._count(low, max_segments, part)
         total = n * segment
         examples = []
         for _ in range(c.batch):
@@ -240,12 +245,20 @@ class TaskSampler:
                 examples.append(data.text_example(self.text_ids, total, rng, last_segment=segment))
         return task, n, segment, examples
 
-    def _count(self, low: int, high: int) -> int:
+    def _count(self, low: int, high: int, part: int = 0) -> int:
         """Uniform in the count spends most steps on long examples (4-128: half above 66); log-uniform
-        trains 8K as often as 128K, so the key's end is learnt at every length evaluated."""
-        if self.config.length_draw == "log":
-            return min(high, int(math.exp(self.rng.uniform(math.log(low), math.log(high + 1)))))
-        return self.rng.randint(low, high)
+        trains 8K as often as 128K, so the key's end is learnt at every length evaluated. Strata put
+        short and long examples into every step: trained one after the other, where the answer stops
+        followed the lengths seen last (a digit short at 128K after short ones, one too many at 32K
+        after long ones)."""
+        draw = self.config.length_draw
+        if draw == "uniform":
+            return self.rng.randint(low, high)
+        lo, hi = math.log(low), math.log(high + 1)
+        if draw == "strata":
+            width = (hi - lo) / self.config.accumulate
+            lo, hi = lo + width * part, lo + width * (part + 1)
+        return max(low, min(high, int(math.exp(self.rng.uniform(lo, hi)))))
 
 
 @dataclass
@@ -349,20 +362,26 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
     autocast = mixed_precision(device, config.precision)
     while state.step < config.steps:
         max_segments = stages[min(state.stage, len(stages) - 1)]
-        task, n, segment, examples = sampler.draw(max_segments)
-        ids, labels = (t.to(device) for t in data.collate(examples))
         for group in optimizer.param_groups:
             group["lr"] = (config.gate_lr if group["name"] == "gates" else config.lora_lr) * _lr_factor(state.step, config)
-        exact = data.exact_segments(examples, segment, n, config.grad_segments)
-        started = time.perf_counter()
-        with autocast:
-            loss_sum, count = sequence_loss(model, ids, labels, segment, checkpointing=config.checkpointing,
-                                            exact=exact)
-        loss = loss_sum / max(1, count)
         optimizer.zero_grad(set_to_none=True)
-        skipped = not torch.isfinite(loss)
+        started = time.perf_counter()
+        parts, skipped, tokens = [], False, 0
+        for part in range(config.accumulate):  # gradients add up over the micro-batches of one step
+            task, n, segment, examples = sampler.draw(max_segments, part)
+            ids, labels = (t.to(device) for t in data.collate(examples))
+            exact = data.exact_segments(examples, segment, n, config.grad_segments)
+            with autocast:
+                loss_sum, count = sequence_loss(model, ids, labels, segment, checkpointing=config.checkpointing,
+                                                exact=exact)
+            loss = loss_sum / max(1, count)
+            skipped = skipped or not torch.isfinite(loss)
+            if not skipped:
+                accelerator.backward(loss / config.accumulate)
+            tokens += ids.numel()
+            parts.append({"task": task, "segments": n, "segment": segment, "loss": round(float(loss.detach()), 4),
+                          "answers": [e.answer for e in examples if e.answer]})
         if not skipped:
-            accelerator.backward(loss)
             for p in params:
                 if p.grad is not None and accelerator.num_processes > 1:
                     p.grad = accelerator.reduce(p.grad, reduction="mean")
@@ -374,17 +393,22 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
         state.step += 1
         state.stage_steps += 1
         state.seconds += elapsed
-        state.tokens += ids.numel()
-        value = float(loss.detach())
-        key = f"{task}@{n}" if task == "passkey" else task
-        if math.isfinite(value):
-            state.ema[key] = value if key not in state.ema else 0.9 * state.ema[key] + 0.1 * value
+        state.tokens += tokens
+        for part in parts:
+            key = f"{part['task']}@{part['segments']}" if part["task"] == "passkey" else part["task"]
+            if math.isfinite(part["loss"]):
+                state.ema[key] = part["loss"] if key not in state.ema else 0.9 * state.ema[key] + 0.1 * part["loss"]
         gates = gate_summary(model)
-        record = {"step": state.step, "task": task, "segments": n, "segment": segment, "loss": round(value, 4),
-                  "skipped": skipped, "seconds": round(elapsed, 2), "gate_max": round(gates["max"], 4),
-                  "gate_mean": round(gates["mean"], 4), "stage_max_segments": max_segments}
-        if any(e.answer for e in examples):  # the keys and names asked: which ones stay hard
-            record["answers"] = [e.answer for e in examples]
+        first = parts[0]
+        value = sum(p["loss"] for p in parts) / len(parts)
+        record = {"step": state.step, "task": first["task"], "segments": first["segments"], "segment": first["segment"],
+                  "loss": round(value, 4), "skipped": skipped, "seconds": round(elapsed, 2),
+                  "gate_max": round(gates["max"], 4), "gate_mean": round(gates["mean"], 4),
+                  "stage_max_segments": max_segments}
+        if first["answers"]:  # the keys and names asked: which ones stay hard
+            record["answers"] = first["answers"]
+        if len(parts) > 1:  # each micro-batch's own task, length and loss
+            record["parts"] = parts
         state.history.append(record)
         if log_file is not None:
             log_file.write(json.dumps(record) + "\n")
@@ -398,8 +422,8 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
             state.stage += 1
             state.stage_steps = 0
         bar.update(1)
-        bar.set_postfix(task=task, n=n, loss=f"{value:.3f}", gate=f"{gates['max']:.2f}",
-                        tok_s=f"{ids.numel() / elapsed:.0f}")
+        bar.set_postfix(task=first["task"], n="+".join(str(p["segments"]) for p in parts), loss=f"{value:.3f}",
+                        gate=f"{gates['max']:.2f}", tok_s=f"{tokens / elapsed:.0f}")
         if accelerator.is_main_process and (state.step % config.save_every == 0 or state.step == config.steps):
             save_checkpoint(ckpt, model, optimizer, state, config, sampler.rng)
             info = {"config": config.to_json(), "steps": state.step, "train_seconds": round(state.seconds, 1),

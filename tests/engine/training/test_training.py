@@ -21,7 +21,9 @@ from engine.training.trainer import (
     TaskSampler,
     make_optimizer,
     mixed_precision,
+    sampler_seed,
     straight_through_write,
+    trainable,
 )
 
 SEGMENT, VOCAB, KEY, QUERY = 16, 32, 10, 11
@@ -248,6 +250,52 @@ def test_log_length_draw_trains_short_counts_as_often_as_long_ones(tokenizer):
     short, long = sum(n < 8 for n in log), sum(n >= 64 for n in log)  # one doubling each: ~200 of 1000
     assert 150 < short < 260 and 150 < long < 260
     assert sum(n < 8 for n in uniform) < 60  # uniform in the count: ~32 of 1000
+
+
+def test_strata_put_a_short_and_a_long_example_into_every_step(tokenizer):
+    config = tiny_config(batch=1, segment=64, min_segments=4, max_segments=128, hardest_share=0.3,
+                         length_draw="strata", accumulate=2)
+    sampler = TaskSampler(tokenizer, config, None, seed=0)
+    steps = [(sampler.draw(128, 0)[1], sampler.draw(128, 1)[1]) for _ in range(300)]
+    short, long = zip(*steps, strict=True)
+    middle = math.exp((math.log(4) + math.log(129)) / 2)  # 22.7: the strata meet half way in log
+    assert min(short) >= 4 and max(short) <= middle and max(long) <= 128 and min(long) >= int(middle)
+    assert 60 < long.count(128) < 120  # the hardest share goes to the long micro-batch only (~90 of 300)
+    assert sum(n < 8 for n in short) > 80  # log-uniform within the stratum: 4-7 is a third of 4-22
+
+
+def test_accumulated_micro_batches_step_once_on_their_mean_gradient(tokenizer, tmp_path, monkeypatch):
+    config = tiny_config(1, batch=2, min_segments=2, max_segments=8, curriculum=(8,), hardest_share=0.0,
+                         length_draw="strata", accumulate=2, extra_trainable=(), grad_clip=1e9)
+    seen = []
+
+    def record_step(optimizer, *args, **kwargs):
+        seen.append({id(p): p.grad.clone() for group in optimizer.param_groups for p in group["params"]
+                     if p.grad is not None})
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", record_step)
+    torch.manual_seed(1)
+    model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
+    train(model, config, tmp_path, progress=False)
+    [record] = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    lengths = [part["segments"] for part in record["parts"]]
+    assert len(seen) == 1 and lengths[0] < 4 <= lengths[1]  # strata of 2-8 meet at 4.2
+
+    torch.manual_seed(1)  # the same model, LoRA and draws, by hand: each micro-batch's mean loss, averaged
+    again = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
+    torch.manual_seed(config.seed)
+    params = setup(again, config)
+    sampler = TaskSampler(tokenizer, config, None, sampler_seed(config.seed))
+    for part in range(2):
+        _, n, segment, examples = sampler.draw(8, part)
+        ids, labels = data.collate(examples)
+        loss, count = sequence_loss(again, ids, labels, segment)
+        (loss / count / 2).backward()
+        assert n == lengths[part]
+    mine = dict(zip([id(p) for p in trainable(model)], params, strict=True))
+    assert set(seen[0]) == set(mine) and len(mine) > 10
+    for key, grad in seen[0].items():
+        torch.testing.assert_close(grad, mine[key].grad, rtol=1e-4, atol=1e-6)
 
 
 def test_hard_keys_share_draws_keys_with_at_most_three_digits(tokenizer):
