@@ -6,6 +6,7 @@ trainable gradients are averaged across processes). CPU and a single GPU need no
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -62,6 +63,17 @@ def _share(text: str) -> float:
     return share
 
 
+def _weight(text: str) -> float:
+    """A loss weight: 0 or less would silence or invert the answer's end."""
+    try:
+        weight = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not (weight > 0.0 and math.isfinite(weight)):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive weight; give a number above 0 (1 = no extra weight)")
+    return weight
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train", help="train the Infini-attention memory (gates + LoRA) of a base model",
@@ -96,6 +108,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--hard-keys", type=_share, default=0.0,
                         help="share of pass keys spelt with at most 3 different digits (e.g. 25455), the ones "
                              "recall confuses most")
+    parser.add_argument("--stop-weight", type=_weight, default=1.0,
+                        help="loss weight of an answer's last token and its full stop, where the model decides the "
+                             "answer has ended (1 = every answer token alike)")
     parser.add_argument("--tasks", type=_tasks, default={"passkey": 0.6, "facts": 0.2, "text": 0.2},
                         help="task mix, e.g. passkey=0.6,facts=0.2,text=0.2")
     parser.add_argument("--gate-init", type=float, default=0.0, help="initial gate logit (0 = sigmoid 0.5)")
@@ -149,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         curriculum=args.curriculum, min_segments=args.min_segments, max_segments=max(args.curriculum),
         advance_loss=args.advance_loss, stage_max_steps=args.stage_max_steps, hardest_share=args.hardest_share,
         length_draw=args.length_draw, accumulate=args.accumulate,
-        tasks=args.tasks, hard_keys=args.hard_keys,
+        tasks=args.tasks, hard_keys=args.hard_keys, stop_weight=args.stop_weight,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,
         rule=args.rule, memory_layers=args.memory_layers, init_adapter=args.init_adapter,

@@ -182,3 +182,19 @@ def collate(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
     ids = torch.tensor([e.ids for e in examples], dtype=torch.long)
     labels = torch.tensor([e.labels for e in examples], dtype=torch.long)
     return ids, labels
+
+
+def loss_weights(examples: list[Example], stop_weight: float = 1.0) -> torch.Tensor:
+    """1 per position, `stop_weight` on an answer's last token and its full stop.
+
+    Those two positions are where the model decides the answer has ended, the decision that
+    moved with the number of segments in memory (a sixth digit at 32K, a digit short at 128K);
+    weighting them makes that decision a larger share of the loss.
+    """
+    weights = torch.ones(len(examples), len(examples[0].ids))
+    for row, example in enumerate(examples):
+        if example.answer_ids and stop_weight != 1.0:
+            first = example.prompt_length - 1  # answer token i is labelled at first + i (see _with_answer)
+            last = first + len(example.answer_ids) - 1
+            weights[row, max(first, last - 1) : last + 1] = stop_weight
+    return weights

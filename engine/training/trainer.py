@@ -62,6 +62,7 @@ class TrainConfig:
     extra_trainable: tuple[str, ...] = ()  # base parameter names containing these also train (tiny tests)
     key_digits: int = 5
     hard_keys: float = 0.0  # share of pass keys spelt with at most 3 different digits (data.few_digit_key)
+    stop_weight: float = 1.0  # loss weight of an answer's last token and its full stop (data.loss_weights)
     grad_clip: float = 1.0
     warmup: int = 5
     init_adapter: str | None = None  # continue from this adapter's gates and LoRA instead of gate_init
@@ -159,8 +160,12 @@ def straight_through_write(model: InfiniModel, chunk: torch.Tensor, flat: list[t
 
 
 def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, segment: int, *,
-                  checkpointing: bool = True, exact: set[int] | None = None) -> tuple[torch.Tensor, int]:
+                  checkpointing: bool = True, exact: set[int] | None = None,
+                  weights: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """Sum of cross-entropy over labelled tokens and their count, back-propagating through memory.
+
+    With `weights` (one per position, as labels), each token's loss and its share of the count
+    are weighted.
 
     One differentiable pass over all segments: segment s reads the memory written by segments
     < s, and nothing is detached, so the answer's gradient reaches the key's segment. With
@@ -171,10 +176,13 @@ def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, s
     memories = model.empty_memories(batch)
     flat = _flatten(memories)
     loss_sum = torch.zeros((), device=ids.device)
-    count = 0
+    count = 0.0
+    if weights is None:
+        weights = torch.ones(labels.shape, device=ids.device)
     starts = list(range(0, total, segment))
     for index, start in enumerate(starts):
         chunk, chunk_labels = ids[:, start : start + segment], labels[:, start : start + segment]
+        chunk_weights = weights[:, start : start + segment]
         need_loss = bool((chunk_labels != -100).any())
         write = index < len(starts) - 1
         if not need_loss and not write:
@@ -183,24 +191,25 @@ def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, s
             flat = straight_through_write(model, chunk, flat)
             continue
 
-        def step(chunk, chunk_labels, *flat, need_loss=need_loss, write=write):
+        def step(chunk, chunk_labels, chunk_weights, *flat, need_loss=need_loss, write=write):
             memories = _unflatten(list(flat))
             if not need_loss:  # a segment that is only read into memory
                 return (torch.zeros((), device=chunk.device), *_flatten(model.stream_segment(chunk, memories)))
             hidden, caches = model.segment_forward(chunk, memories)
             mask = chunk_labels != -100
             logits = model.logits(hidden[mask]).float()
-            outputs = [F.cross_entropy(logits, chunk_labels[mask], reduction="sum")]
+            token_losses = F.cross_entropy(logits, chunk_labels[mask], reduction="none")
+            outputs = [(token_losses * chunk_weights[mask]).sum()]
             if write:
                 outputs += _flatten(model.write(memories, caches))
             return tuple(outputs)
 
         if checkpointing and torch.is_grad_enabled():
-            outputs = checkpoint(step, chunk, chunk_labels, *flat, use_reentrant=False)
+            outputs = checkpoint(step, chunk, chunk_labels, chunk_weights, *flat, use_reentrant=False)
         else:
-            outputs = step(chunk, chunk_labels, *flat)
+            outputs = step(chunk, chunk_labels, chunk_weights, *flat)
         loss_sum = loss_sum + outputs[0]
-        count += int((chunk_labels != -100).sum())
+        count += float(chunk_weights[chunk_labels != -100].sum())
         if write:
             flat = list(outputs[1:])
     return loss_sum, count
@@ -370,10 +379,11 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
         for part in range(config.accumulate):  # gradients add up over the micro-batches of one step
             task, n, segment, examples = sampler.draw(max_segments, part)
             ids, labels = (t.to(device) for t in data.collate(examples))
+            weights = data.loss_weights(examples, config.stop_weight).to(device)
             exact = data.exact_segments(examples, segment, n, config.grad_segments)
             with autocast:
                 loss_sum, count = sequence_loss(model, ids, labels, segment, checkpointing=config.checkpointing,
-                                                exact=exact)
+                                                exact=exact, weights=weights)
             loss = loss_sum / max(1, count)
             skipped = skipped or not torch.isfinite(loss)
             if not skipped:

@@ -41,6 +41,9 @@ def tiny_model(monkeypatch):
     (["eval", "key-signal", "--tiny", "--lengths", "64", "--depth", "1.5", "--no-progress"], "'1.5' is not a depth"),
     (["train", "--tiny", "--out", "OUT", "--curriculum", "", "--steps", "1"], "the list is empty"),
     (["train", "--tiny", "--out", "OUT", "--steps", "0"], "0 is too small"),
+    (["train", "--tiny", "--out", "OUT", "--steps", "1", "--stop-weight", "0"], "0 is not a positive weight"),
+    (["train", "--tiny", "--out", "OUT", "--steps", "1", "--stop-weight", "nan"], "nan is not a positive weight"),
+    (["train", "--tiny", "--out", "OUT", "--steps", "1", "--stop-weight", "heavy"], "'heavy' is not a number"),
 ])
 def test_bad_numbers_and_lists_are_one_usage_error(tmp_path, capsys, argv, message):
     argv = [str(tmp_path / "run") if part == "OUT" else part for part in argv]

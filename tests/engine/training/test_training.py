@@ -422,3 +422,30 @@ def test_the_passkey_target_ends_with_a_full_stop_so_the_model_learns_where_the_
     assert tokenizer.decode(example.answer_ids) == " 60494."
     targets = [t for t in example.labels if t != -100]
     assert targets == example.answer_ids and tokenizer.decode(targets[-1:]) == "."
+
+
+def test_stop_weight_lands_on_the_last_digit_and_the_full_stop(tokenizer):
+    example = data.passkey_example(tokenizer, 8 * 64, 0.5, random.Random(0), last_segment=64, key="60494")
+    weights = data.loss_weights([example], stop_weight=4.0)[0]
+    heavy = [example.labels[t] for t in range(len(example.labels)) if weights[t] == 4.0]
+    assert tokenizer.decode(heavy) == "4."
+    assert int((weights != 1.0).sum()) == 2
+    assert bool((data.loss_weights([example])[0] == 1.0).all())
+    prose = data.text_example(list(range(1000)), 8 * 64, random.Random(0), last_segment=64)
+    assert bool((data.loss_weights([prose], stop_weight=4.0) == 1.0).all())  # no answer, nothing weighted
+
+
+def test_weighted_sequence_loss_is_the_weighted_sum_of_token_losses():
+    model = small_vocab_model()
+    ids, labels, _ = key_batch(2, 3, torch.Generator().manual_seed(3))
+    weights = torch.ones(labels.shape)
+    labelled = (labels != -100).nonzero()
+    weights[tuple(labelled[0])] = 5.0  # one labelled token of the first row counts five times
+    with torch.no_grad():
+        plain, plain_count = sequence_loss(model, ids, labels, SEGMENT)
+        weighted, weighted_count = sequence_loss(model, ids, labels, SEGMENT, weights=weights)
+        single = labels.clone().fill_(-100)
+        single[tuple(labelled[0])] = labels[tuple(labelled[0])]
+        alone, _ = sequence_loss(model, ids, single, SEGMENT)
+    assert weighted_count == pytest.approx(plain_count + 4.0)
+    assert float(weighted) == pytest.approx(float(plain) + 4.0 * float(alone), rel=1e-5)
