@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from engine.books import storable
 from engine.errors import Cancelled, LibraryError
 from engine.reading.ingest import fingerprint_of, load_state, require_fresh
 
@@ -96,6 +97,9 @@ def plan_question(library, book_id: int, engine, question: str, as_of: int | Non
     question = question.strip()
     if not question:
         raise LibraryError("The question is empty; type a question about the book.")
+    if storable(question) != question:  # undecodable bytes from a terminal in another encoding
+        raise LibraryError("The question contains bytes that are not UTF-8 text; set your terminal to UTF-8 "
+                           "and type it again.")
     check_max_new_tokens(max_new_tokens)
     chapter_idx = choose_chapter(library, book_id, engine, as_of)
     book = library.get_book(book_id)

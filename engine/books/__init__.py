@@ -16,9 +16,9 @@ from pathlib import Path
 from engine.errors import BookError
 
 from .limits import MAX_FILE_BYTES, MAX_TEXT_BYTES, MIB
-from .model import Book, Chapter
+from .model import Book, Chapter, storable
 
-__all__ = ["Book", "Chapter", "detect_format", "load_book", "file_sha256"]
+__all__ = ["Book", "Chapter", "detect_format", "load_book", "file_sha256", "storable"]
 
 _MARKDOWN_EXT = {".md", ".markdown", ".mdown", ".mkd", ".mkdn"}
 _TEXT_EXT = {".txt", ".text"}

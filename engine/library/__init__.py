@@ -22,7 +22,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from engine.books import Book, file_sha256, load_book
+from engine.books import Book, file_sha256, load_book, storable
 from engine.errors import InfinibookError, LibraryError
 from engine.paths import data_dir as default_data_dir
 
@@ -259,8 +259,12 @@ class Library:
     # -- books -------------------------------------------------------------------------
 
     def add_book(self, book: Book, source_path: str | os.PathLike) -> BookRecord:
-        """Store a parsed book with its chapters; the same file (sha256) twice is one book."""
-        source = str(Path(source_path).resolve())
+        """Store a parsed book with its chapters; the same file (sha256) twice is one book.
+
+        Every text goes through `storable`: the path is only shown (books are matched by content),
+        so a name with undecodable bytes is stored with U+FFFD rather than refused."""
+        source = storable(str(Path(source_path).resolve()))
+        chapters = [(storable(c.title), storable(c.text), storable(c.label)) for c in book.chapters]
         with self._write() as conn:
             existing = conn.execute("SELECT id FROM books WHERE sha256 = ?", (book.source_sha256,)).fetchone()
             if existing:
@@ -268,19 +272,19 @@ class Library:
             book_id = self.db["books"].insert(
                 {
                     "sha256": book.source_sha256,
-                    "title": book.title,
-                    "author": book.author,
-                    "language": book.language,
+                    "title": storable(book.title),
+                    "author": storable(book.author),
+                    "language": storable(book.language),
                     "format": book.format,
                     "path": source,
                     "added_at": _now(),
-                    "n_chapters": len(book.chapters),
-                    "n_chars": book.n_chars,
+                    "n_chapters": len(chapters),
+                    "n_chars": sum(len(text) for _, text, _ in chapters),
                 }
             ).last_pk
             conn.executemany(
                 "INSERT INTO chapters (book_id, idx, title, text, label, n_chars) VALUES (?, ?, ?, ?, ?, ?)",
-                [(book_id, i, c.title, c.text, c.label, len(c.text)) for i, c in enumerate(book.chapters)],
+                [(book_id, i, title, text, label, len(text)) for i, (title, text, label) in enumerate(chapters)],
             )
         return self.get_book(book_id)
 

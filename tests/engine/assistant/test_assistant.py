@@ -305,3 +305,11 @@ def test_an_answer_length_below_one_token_is_refused_before_anything_is_stored(l
             api.summarize_book(library, book.id, engine, **options)
     assert library.messages(book.id) == []
     assert [(s.chapter_idx, s.text) for s in library.summaries(book.id)] == [(0, "A good summary.")]
+
+
+def test_a_question_with_undecodable_bytes_is_one_sentence_and_stores_nothing(library, tmp_path):
+    book = read_book(library, tmp_path, chapters=2)
+    question = b"Who is \xff here?".decode("utf-8", "surrogateescape")  # as Python reads such a terminal
+    with pytest.raises(LibraryError, match="not UTF-8 text"):
+        api.ask(library, book.id, tiny(), question, max_new_tokens=2)
+    assert library.messages(book.id) == []

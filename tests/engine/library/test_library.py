@@ -74,6 +74,18 @@ def test_add_book_is_idempotent_by_sha256_and_keeps_chapters(lib: Library, tmp_p
         lib.set_chapter_tokens(first.id, 9, 1)
 
 
+def test_names_with_undecodable_bytes_are_stored_with_a_replacement_character(lib: Library, tmp_path: Path) -> None:
+    name = b"caf\xe9.txt".decode("utf-8", "surrogateescape")  # a Latin-1 file name, as Python lists it
+    broken = "\ud83d"  # half a surrogate pair, as a damaged PDF's text can hold
+    chapters = (Chapter(f"Chapter {broken}", f"Text {broken} and \ud83d\ude00.", label=broken),)
+    record = lib.add_book(Book(name.removesuffix(".txt"), "Author", "en", "b" * 64, "txt", chapters), tmp_path / name)
+    stored = lib.chapters(record.id)[0]
+    assert record.title == "caf\ufffd" and record.n_chars == stored.n_chars == len(stored.text)
+    assert (stored.title, stored.label) == ("Chapter \ufffd", "\ufffd")
+    assert stored.text == "Text \ufffd and \U0001f600."
+    assert lib.list_books()[0].path.endswith("caf\ufffd.txt")
+
+
 def test_add_path_and_resolve_by_id_or_path(lib: Library, tmp_path: Path) -> None:
     path = simple_epub(tmp_path / "b.epub")
     record = lib.add_path(path)
