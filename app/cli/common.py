@@ -9,11 +9,13 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, model: bool = False, dtype: bool = True,
-                       adapter: bool = True) -> None:
+                       adapter: bool = True, library: bool = True) -> None:
     """Options every command shares; `model` adds the model choice for commands that run one
-    (and, unless `dtype` or `adapter` is false, the precision of its weights and its adapter:
-    a command that would ignore one does not offer it)."""
-    parser.add_argument("--data-dir", default=None, help="library directory (default: $INFINIBOOK_DATA_DIR or the user data dir)")
+    (and, unless `dtype` or `adapter` is false, the precision of its weights and its adapter),
+    `library` the library's folder: a command that would ignore an option does not offer it."""
+    if library:
+        parser.add_argument("--data-dir", default=None,
+                            help="library directory (default: $INFINIBOOK_DATA_DIR or the user data dir)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     if model:
         parser.add_argument("--model", default=None, help="local HF directory or GGUF file (default: embedded SmolLM2-135M-Instruct)")

@@ -33,7 +33,7 @@ def _depths(text: str) -> list[str]:
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
-    add_common_options(parser, model=True)
+    add_common_options(parser, model=True, library=False)
     parser.add_argument("--segment", type=positive_int, default=None, help="segment length (default: the adapter's)")
     parser.add_argument("--batch", type=positive_int, default=4, help="prompts streamed together")
     parser.add_argument("--tiny", action="store_true", help="a tiny random Llama (smoke tests)")

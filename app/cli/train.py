@@ -82,7 +82,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "adapter.safetensors into --out.",
     )
     # training has --precision, and starts from untrained gates or --init-adapter
-    add_common_options(parser, model=True, dtype=False, adapter=False)
+    add_common_options(parser, model=True, dtype=False, adapter=False, library=False)
     parser.add_argument("--out", required=True, type=_out_folder, help="output folder (checkpoints, log, adapter)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--tiny", action="store_true", help="a tiny random Llama (smoke tests)")

@@ -53,3 +53,18 @@ def test_bad_numbers_and_lists_are_one_usage_error(tmp_path, capsys, argv, messa
     assert exit_.value.code == 2 and err.startswith("usage: ") and "Traceback" not in err
     assert "error: argument" in err.strip().splitlines()[-1] and message in err.strip().splitlines()[-1]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "ingest", "--tokens", "128"],
+    ["bench", "ask", "--tokens", "300"],
+    ["eval", "passkey", "--tiny", "--lengths", "64"],
+    ["train", "--tiny", "--out", "OUT", "--steps", "1"],
+])
+def test_commands_without_a_library_do_not_offer_its_folder(tmp_path, capsys, argv):
+    argv = [str(tmp_path / "run") if part == "OUT" else part for part in argv]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--data-dir", str(tmp_path / "lib")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "unrecognized arguments: --data-dir" in err
+    assert not (tmp_path / "lib").exists() and not (tmp_path / "run").exists()
