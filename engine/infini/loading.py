@@ -165,8 +165,21 @@ def downloads_allowed() -> bool:
     return os.environ.get("INFINIBOOK_ALLOW_DOWNLOAD") == "1"
 
 
-def resolve_model_folder(ref: str | os.PathLike | None, allow_download: bool | None = None) -> Path | str:
-    """A local folder with config.json; GGUF files are converted; hub ids only when allowed."""
+def downloaded_snapshot(repo_id: str) -> Path:
+    """The hub model as a local snapshot folder: from then on it is loaded, and fingerprinted by
+    its weights' sha256, like any local folder, so memories made before an upstream update of
+    the same repository are refused instead of read with other weights."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
+    except Exception as error:  # no network, no such repository, a gated one: one sentence
+        raise ModelError(f"Could not download {repo_id} from the Hugging Face hub ({error}).") from error
+    return Path(folder)
+
+
+def resolve_model_folder(ref: str | os.PathLike | None, allow_download: bool | None = None) -> Path:
+    """A local folder with config.json; GGUF files are converted; hub ids downloaded only when allowed."""
     allow_download = downloads_allowed() if allow_download is None else allow_download
     if ref is None:
         return converted_gguf_folder(default_gguf_path())
@@ -180,7 +193,7 @@ def resolve_model_folder(ref: str | os.PathLike | None, allow_download: bool | N
     if path.exists():
         raise ModelError(f"{path} is neither a model folder nor a .gguf file; choose one of those.")
     if allow_download:
-        return str(ref)
+        return downloaded_snapshot(str(ref))
     raise ModelError(
         f"No model at {ref}; give a local folder or GGUF file (hub downloads need --allow-download and a network)."
     )
@@ -215,25 +228,24 @@ def load_base_model(ref=None, device: str = "auto", allow_download: bool | None 
     """(causal LM in eval mode, tokenizer, base weights sha256)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    folder = resolve_model_folder(ref, allow_download)
-    local = not isinstance(folder, str)
+    folder = resolve_model_folder(ref, allow_download)  # always local by now
     try:
-        config = AutoConfig.from_pretrained(folder, local_files_only=local)
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
     except Exception as error:
         raise ModelError(f"Could not read the model's configuration in {folder} ({error}).") from error
     _check_architecture(config.model_type)
     torch_device, torch_dtype = pick_device(device, dtype)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, local_files_only=local, attn_implementation="sdpa")
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=local)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, local_files_only=True,
+                                                     attn_implementation="sdpa")
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model.to(torch_device).eval()  # weights load on the CPU: a GPU too small fails here
     except torch.cuda.OutOfMemoryError as error:
         raise ModelError(f"The model in {folder} does not fit in the memory of {torch_device}; "
                          "use --device cpu or choose a smaller model.") from error
     except Exception as error:
         raise ModelError(f"Could not load the model in {folder} ({error}).") from error
-    base_sha = weights_sha256(Path(folder)) if Path(folder).is_dir() else str(folder)
-    return model, tokenizer, base_sha
+    return model, tokenizer, weights_sha256(folder)
 
 
 def default_tokenizer():

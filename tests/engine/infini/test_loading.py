@@ -53,3 +53,34 @@ def test_cuda_is_refused_clearly_without_a_gpu():
     with pytest.raises(ModelError, match="no CUDA device"):
         pick_device("cuda")
     assert pick_device("auto")[0].type == "cpu"
+
+
+def test_a_hub_model_is_a_local_snapshot_fingerprinted_by_its_weights(tmp_path, tokenizer, monkeypatch):
+    import huggingface_hub
+
+    from engine.infini.loading import weights_sha256
+
+    def snapshot(repo_id, revision_folder, **options):
+        folder = tmp_path / repo_id.replace("/", "--") / revision_folder
+        tiny_llama(len(tokenizer), hidden=16 if revision_folder == "v1" else 32, layers=1).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **o: snapshot(repo_id, "v1", **o))
+    first = load_engine("someone/tiny-llama", adapter=None, device="cpu", segment=16, allow_download=True)
+    assert first.fingerprint.base == weights_sha256(tmp_path / "someone--tiny-llama" / "v1")
+    # the same repository id after an upstream update: other weights, another fingerprint
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **o: snapshot(repo_id, "v2", **o))
+    updated = load_engine("someone/tiny-llama", adapter=None, device="cpu", segment=16, allow_download=True)
+    assert updated.fingerprint.base != first.fingerprint.base
+
+
+def test_a_failed_hub_download_is_one_sentence(monkeypatch):
+    import huggingface_hub
+
+    def offline(repo_id, **options):
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(ModelError, match=r"Could not download someone/model from the Hugging Face hub \(no network\)"):
+        resolve_model_folder("someone/model", allow_download=True)
