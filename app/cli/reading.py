@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from engine import api
-from engine.books import load_book
+from engine.books import load_book, storable
 from engine.errors import LibraryError
 from engine.paths import write_text_atomically
 
@@ -49,9 +49,13 @@ def _chapter_index(number: int | None) -> int | None:
 
 
 def _question(text: str) -> str:
-    """An argparse type: an empty question is refused before a new book is added or a model loads."""
+    """An argparse type: an empty or undecodable question is refused before a new book is added
+    or a model loads (`plan_question` checks again for callers other than this command line)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("the question is empty; type a question about the book")
+    if storable(text) != text:  # bytes from a terminal in another encoding, as surrogate escapes
+        raise argparse.ArgumentTypeError("the question contains bytes that are not UTF-8 text; set your "
+                                         "terminal to UTF-8 and type it again")
     return text
 
 

@@ -82,7 +82,8 @@ def test_the_devices_torch_knows_are_accepted(device):
                                   ["ask", "BOOK", "Who?", "--as-of", "-2"],
                                   ["chat", "BOOK", "--as-of", "0"],
                                   ["summarize", "BOOK", "--chapter", "0"],
-                                  ["ask", "BOOK", "   "]])
+                                  ["ask", "BOOK", "   "],
+                                  ["ask", "BOOK", b"Who is \xff here?".decode("utf-8", "surrogateescape")]])
 def test_a_bad_chapter_number_or_question_leaves_a_new_book_out(tmp_path, capsys, monkeypatch, argv):
     monkeypatch.setattr("sys.stdin", io.StringIO("Who?\n\n"))
     lib = str(tmp_path / "lib")
