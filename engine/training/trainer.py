@@ -377,20 +377,25 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
         started = time.perf_counter()
         parts, skipped, tokens = [], False, 0
         for part in range(config.accumulate):  # gradients add up over the micro-batches of one step
-            task, n, segment, examples = sampler.draw(max_segments, part)
-            ids, labels = (t.to(device) for t in data.collate(examples))
-            weights = data.loss_weights(examples, config.stop_weight).to(device)
-            exact = data.exact_segments(examples, segment, n, config.grad_segments)
-            with autocast:
-                loss_sum, count = sequence_loss(model, ids, labels, segment, checkpointing=config.checkpointing,
-                                                exact=exact, weights=weights)
-            loss = loss_sum / max(1, count)
-            skipped = skipped or not torch.isfinite(loss)
-            if not skipped:
-                accelerator.backward(loss / config.accumulate)
-            tokens += ids.numel()
+            task, n, segment, examples = sampler.draw(max_segments, part)  # drawn even when skipped: resume
+            ids, labels = (t.to(device) for t in data.collate(examples))  # draws what an unbroken run would
+            loss = torch.tensor(math.nan)
+            if not skipped:  # a step already lost to a non-finite loss needs no more forward passes
+                weights = data.loss_weights(examples, config.stop_weight).to(device)
+                exact = data.exact_segments(examples, segment, n, config.grad_segments)
+                with autocast:
+                    loss_sum, count = sequence_loss(model, ids, labels, segment, checkpointing=config.checkpointing,
+                                                    exact=exact, weights=weights)
+                loss = loss_sum / max(1, count)
+                skipped = not torch.isfinite(loss)
+                if not skipped:
+                    accelerator.backward(loss / config.accumulate)
+                tokens += ids.numel()
             parts.append({"task": task, "segments": n, "segment": segment, "loss": round(float(loss.detach()), 4),
                           "answers": [e.answer for e in examples if e.answer]})
+        if accelerator.num_processes > 1:  # one process's non-finite loss skips the step on all of them
+            flag = torch.tensor([float(skipped)], device=device)  # (or the others would wait in reduce)
+            skipped = bool(accelerator.reduce(flag, reduction="sum").item() > 0)
         if not skipped:
             for p in params:
                 if p.grad is not None and accelerator.num_processes > 1:

@@ -298,6 +298,67 @@ def test_accumulated_micro_batches_step_once_on_their_mean_gradient(tokenizer, t
         torch.testing.assert_close(grad, mine[key].grad, rtol=1e-4, atol=1e-6)
 
 
+def test_a_non_finite_loss_skips_the_step_and_the_rest_of_its_forwards(tokenizer, tmp_path, monkeypatch):
+    from engine.training import trainer
+
+    config = tiny_config(2, batch=1, min_segments=4, max_segments=8, curriculum=(8,), hardest_share=0.0,
+                         length_draw="strata", accumulate=2, extra_trainable=())
+
+    def run(out, poison_first: bool):
+        calls, steps = [], []
+        real = trainer.sequence_loss
+
+        def loss(*args, **kwargs):
+            total, count = real(*args, **kwargs)
+            calls.append(1)
+            return (total * math.nan if poison_first and len(calls) == 1 else total), count
+
+        monkeypatch.setattr(trainer, "sequence_loss", loss)
+        monkeypatch.setattr(torch.optim.AdamW, "step", lambda *a, **k: steps.append(1))
+        torch.manual_seed(1)
+        train(tiny_engine(tokenizer=tokenizer, segment=SEGMENT), config, out, progress=False)
+        records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        return len(calls), len(steps), records
+
+    calls, steps, records = run(tmp_path / "poisoned", poison_first=True)
+    _, clean_steps, clean = run(tmp_path / "clean", poison_first=False)
+    assert [r["skipped"] for r in records] == [True, False] and steps == 1 and clean_steps == 2
+    assert calls == 3  # step 1: the poisoned micro-batch only; step 2: both
+    assert math.isnan(records[0]["parts"][1]["loss"]) and not math.isnan(records[1]["loss"])
+    draws = [[(p["segments"], p["answers"]) for p in r["parts"]] for r in records]
+    assert draws == [[(p["segments"], p["answers"]) for p in r["parts"]] for r in clean]  # the same draws
+
+
+def test_a_non_finite_loss_in_another_process_skips_the_step_here_too(tokenizer, tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    class TwoProcesses:
+        """This process's finite losses, and another process whose first step was non-finite."""
+
+        def __init__(self):
+            self.real, self.flags = Accelerator(cpu=True), []
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        num_processes = 2
+
+        def reduce(self, tensor, reduction):
+            if tensor.shape == (1,):  # the skip flag: sum over both processes
+                self.flags.append(float(tensor))
+                return tensor + (1.0 if len(self.flags) == 1 else 0.0)
+            return tensor  # gradients: the other process's are taken to equal these
+
+    steps = []
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda *a, **k: steps.append(1))
+    accelerator = TwoProcesses()
+    config = tiny_config(2, batch=1, min_segments=4, max_segments=8, curriculum=(8,), extra_trainable=())
+    train(tiny_engine(tokenizer=tokenizer, segment=SEGMENT), config, tmp_path, accelerator=accelerator, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert accelerator.flags == [0.0, 0.0]  # this process itself had nothing to skip
+    assert [r["skipped"] for r in records] == [True, False] and len(steps) == 1
+
+
 def test_hard_keys_share_draws_keys_with_at_most_three_digits(tokenizer):
     def keys(share):
         config = tiny_config(batch=1, segment=64, min_segments=2, max_segments=2, hard_keys=share, key_digits=5,
