@@ -9,6 +9,7 @@ engine facade when a command needs it.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -161,6 +162,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         title = next((c.title for c in lib.chapter_sizes(book.id) if c.idx == chapter_idx), "")
         print(f"Chatting about '{book.title}' as of chapter {chapter_idx + 1}: {title}. "
               f"An empty line, /quit or Ctrl-D ends; Ctrl-C stops an answer.", file=sys.stderr)
+        if isinstance(sys.stdin, io.TextIOWrapper):  # a line in another encoding is then refused by
+            sys.stdin.reconfigure(errors="surrogateescape")  # `ask` in one sentence, not a traceback
         while True:
             try:
                 question = input("" if args.json else "you> ")  # --json: stdout holds JSON only

@@ -117,6 +117,19 @@ def test_chat_refuses_a_question_too_long_for_the_segment_and_goes_on(tmp_path, 
         assert [m.content for m in library.messages(1) if m.role == "user"] == ["Short question?"]
 
 
+def test_chat_refuses_a_line_that_is_not_utf8_and_goes_on(tmp_path, capsys, monkeypatch):
+    lib = str(tmp_path / "lib")
+    book = write_book(tmp_path / "road.md", chapters=2)
+    assert run(capsys, "ingest", str(book), "--data-dir", lib, "--json")[0] == 0
+    typed = b"Who is \xff here?\nShort question?\n\n"  # a Latin-1 terminal, read by a strict UTF-8 stdin
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(typed), encoding="utf-8"))
+    code, out, err = run(capsys, "chat", "1", "--as-of", "1", "--max-tokens", "4", "--data-dir", lib)
+    assert code == 0 and out.count("infinibook> ") == 1 and "Traceback" not in err
+    assert any(line.startswith("infinibook: ") and "not UTF-8" in line for line in err.splitlines())
+    with api.open_library(lib) as library:
+        assert [m.content for m in library.messages(1) if m.role == "user"] == ["Short question?"]
+
+
 def test_unread_and_stale_books_get_one_clear_sentence(tmp_path, capsys, monkeypatch):
     lib = str(tmp_path / "lib")
     book = write_book(tmp_path / "road.md", chapters=2)
