@@ -377,10 +377,12 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
         started = time.perf_counter()
         parts, skipped, tokens = [], False, 0
         for part in range(config.accumulate):  # gradients add up over the micro-batches of one step
-            task, n, segment, examples = sampler.draw(max_segments, part)  # drawn even when skipped: resume
-            ids, labels = (t.to(device) for t in data.collate(examples))  # draws what an unbroken run would
+            # drawn even in a step already lost to a non-finite loss, so later steps (and a resume) draw
+            # what an unbroken run would; such a step needs no more forward passes
+            task, n, segment, examples = sampler.draw(max_segments, part)
             loss = torch.tensor(math.nan)
-            if not skipped:  # a step already lost to a non-finite loss needs no more forward passes
+            if not skipped:
+                ids, labels = (t.to(device) for t in data.collate(examples))
                 weights = data.loss_weights(examples, config.stop_weight).to(device)
                 exact = data.exact_segments(examples, segment, n, config.grad_segments)
                 with autocast:

@@ -264,6 +264,11 @@ def test_strata_put_a_short_and_a_long_example_into_every_step(tokenizer):
     assert sum(n < 8 for n in short) > 80  # log-uniform within the stratum: 4-7 is a third of 4-22
 
 
+def run_log(out_dir) -> list[dict]:
+    """A training run's log.jsonl, one record per step."""
+    return [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
+
+
 def test_accumulated_micro_batches_step_once_on_their_mean_gradient(tokenizer, tmp_path, monkeypatch):
     config = tiny_config(1, batch=2, min_segments=2, max_segments=8, curriculum=(8,), hardest_share=0.0,
                          length_draw="strata", accumulate=2, extra_trainable=(), grad_clip=1e9)
@@ -277,7 +282,7 @@ def test_accumulated_micro_batches_step_once_on_their_mean_gradient(tokenizer, t
     torch.manual_seed(1)
     model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
     train(model, config, tmp_path, progress=False)
-    [record] = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    [record] = run_log(tmp_path)
     lengths = [part["segments"] for part in record["parts"]]
     assert len(seen) == 1 and lengths[0] < 4 <= lengths[1]  # strata of 2-8 meet at 4.2
 
@@ -317,7 +322,7 @@ def test_a_non_finite_loss_skips_the_step_and_the_rest_of_its_forwards(tokenizer
         monkeypatch.setattr(torch.optim.AdamW, "step", lambda *a, **k: steps.append(1))
         torch.manual_seed(1)
         train(tiny_engine(tokenizer=tokenizer, segment=SEGMENT), config, out, progress=False)
-        records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        records = run_log(out)
         return len(calls), len(steps), records
 
     calls, steps, records = run(tmp_path / "poisoned", poison_first=True)
@@ -354,7 +359,7 @@ def test_a_non_finite_loss_in_another_process_skips_the_step_here_too(tokenizer,
     accelerator = TwoProcesses()
     config = tiny_config(2, batch=1, min_segments=4, max_segments=8, curriculum=(8,), extra_trainable=())
     train(tiny_engine(tokenizer=tokenizer, segment=SEGMENT), config, tmp_path, accelerator=accelerator, progress=False)
-    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    records = run_log(tmp_path)
     assert accelerator.flags == [0.0, 0.0]  # this process itself had nothing to skip
     assert [r["skipped"] for r in records] == [True, False] and len(steps) == 1
 
@@ -380,7 +385,7 @@ def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
     again = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
     result = train(again, tiny_config(6, save_every=2, batch=2, extra_trainable=()), tmp_path, resume=True,
                    progress=False)
-    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    records = run_log(tmp_path)
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6] and result["steps"] == 6
     # every passkey step names its keys (one digit here), so hard keys can be told apart later
     assert all(len(r["answers"]) == 2 and all(a.isdigit() for a in r["answers"]) for r in records)
