@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
         self.summary_task: Task | None = None
         self.summary_book_id = None
         self._queued: dict[str, object] = {}  # "ingest"/"ask"/"summary" -> marker of a start waiting for the model
-        self._pending_remove = None
+        self._pending_remove: set[str] = set()  # books to remove once the work on them has stopped
         self._memory_refresh_at = 0.0
         self.errors: list[str] = []
         self._rows: list[BookRow] = []
@@ -509,13 +509,24 @@ class MainWindow(QMainWindow):
         self.show_error(message)
 
     def _book_added(self, record, read: bool) -> None:
-        self.status(f"Added “{attr(record, 'title', '')}”.")
+        title = attr(record, "title", "") or "Untitled"
+        self.status(f"Added “{title}”.")
         book_id = attr(record, "id")
         self.refresh_books()
         # One step per turn of the event loop, so the window keeps drawing in between.
-        QTimer.singleShot(0, lambda: self._open_added(book_id, read))
+        QTimer.singleShot(0, lambda: self._open_added(book_id, title, read))
 
-    def _open_added(self, book_id, read: bool) -> None:
+    def _answer_or_summary_pending(self) -> bool:
+        return (self.ask_task is not None or self.summary_task is not None
+                or "ask" in self._queued or "summary" in self._queued)
+
+    def _open_added(self, book_id, title: str, read: bool) -> None:
+        if self._answer_or_summary_pending() and str(book_id) != str(self.book_id):
+            # Opening it would stop the answer or summary being written for the open book.
+            self.status(f"Added “{title}”; it is in the library, to open once the work on “{self.book_title}” is done.")
+            if read and self.ingest_book_id is None:
+                self.start_ingest(book_id=book_id, title=title)
+            return
         self.open_book(book_id)
         if read and self.chapters_done < len(self.chapter_records) and self.ingest_book_id is None:
             QTimer.singleShot(0, lambda: self.start_ingest(book_id=book_id) if str(book_id) == str(self.book_id) else None)
@@ -529,7 +540,7 @@ class MainWindow(QMainWindow):
             self.cancel_ingest()  # its reading was only queued behind the model loading
         busy = self._tasks_on(book_id)
         if busy:  # they would write to a book no longer there: stop them, remove it once they ended
-            self._pending_remove = book_id
+            self._pending_remove.add(str(book_id))
             for task in busy:
                 task.cancel()
             self.status(f"Removing “{title}” once the work on it has stopped…")
@@ -543,10 +554,13 @@ class MainWindow(QMainWindow):
                 if task is not None and str(owner) == str(book_id)]
 
     def _remove_if_pending(self) -> None:
-        """Called as a task ends: a removal waiting for the work on its book happens now."""
-        if self._pending_remove is not None and not self._closing and not self._tasks_on(self._pending_remove):
-            pending, self._pending_remove = self._pending_remove, None
-            self._remove_now(pending)
+        """Called as a task ends: removals waiting for the work on their books happen now."""
+        if self._closing:
+            return
+        for book_id in sorted(self._pending_remove):
+            if not self._tasks_on(book_id):
+                self._pending_remove.discard(book_id)
+                self._remove_now(book_id)
 
     def _remove_now(self, book_id) -> None:
         try:
@@ -681,7 +695,7 @@ class MainWindow(QMainWindow):
     def _read_button(self) -> None:
         self.start_ingest(restart=self.stale)
 
-    def start_ingest(self, restart: bool = False, book_id=None) -> None:
+    def start_ingest(self, restart: bool = False, book_id=None, title: str | None = None) -> None:
         book_id = self.book_id if book_id is None else book_id
         if book_id is None or self.library is None:
             return
@@ -689,7 +703,7 @@ class MainWindow(QMainWindow):
             if str(self.ingest_book_id) != str(book_id):
                 self.show_error(f"Infinibook is still reading “{self.ingest_book_title}”; cancel that first or wait.")
             return
-        title = self.book_title if str(book_id) == str(self.book_id) else str(book_id)
+        title = self.book_title if str(book_id) == str(self.book_id) else (title or str(book_id))
         self.ingest_book_id, self.ingest_book_title = book_id, title
         waiting = "preparing…" if self.engine is not None else "waiting for the model to load…"
         self.ingest_bar.running(f"Reading “{title}” — {waiting}")
@@ -774,6 +788,8 @@ class MainWindow(QMainWindow):
             if progress is not None:
                 self.chapters_done = int(attr(progress, "chapters_done", self.chapters_done))
                 self.tokens_done = int(attr(progress, "tokens_done", self.tokens_done))
+                # A re-read stopped before its first chapter was saved leaves the old memory, still stale.
+                self.stale = self._stale_from(progress)
                 self._set_chapters_read(0 if self.stale else self.chapters_done)
         self._refresh_memory_view()
         self._update_ingest_bar()
@@ -1016,17 +1032,30 @@ class MainWindow(QMainWindow):
             self.start_ingest(restart=True)
 
     # ------------------------------------------------------------------ closing
+    def _remove_pending_on_closing(self) -> None:
+        for book_id in sorted(self._pending_remove):
+            try:
+                self.library.remove_book(book_id)
+            except Exception:  # noqa: BLE001
+                log.exception("removing a book on closing")
+                continue
+            if str(self.book_id) == book_id:
+                self.book_id = None
+        self._pending_remove.clear()
+
     def closeEvent(self, event) -> None:  # noqa: N802
         self.hide()  # at once, even while the work still running takes a moment to stop
         self.reader._save_timer.stop()
         self._closing = True
         self.runner.cancel_all()
-        self.runner.wait(20000, skip=("engine",))  # loading a model cannot be cancelled; its result is ignored
+        ended = self.runner.wait(20000, skip=("engine",))  # loading a model cannot be cancelled; its result is ignored
         if self.library is not None and self.book_id is not None and self.reader.current >= 0:
             try:
                 self.library.set_position(self.book_id, self.reader.current, self.reader.offset())
             except Exception:  # noqa: BLE001
                 log.exception("saving the reading position")
+        if ended:  # removals the person confirmed, which waited for that work to stop
+            self._remove_pending_on_closing()
         self.settings.set_geometry(self.saveGeometry())
         self.settings.set_splitter_state("splitter", self.splitter.saveState())
         self.settings.last_book = self.book_id if self.book_id is not None else ""

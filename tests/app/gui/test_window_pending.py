@@ -1,0 +1,92 @@
+"""Work that outlives a click: a re-read stopped early, removals waiting for work to stop (also at
+closing), and a book added while an answer is written. On the fake facade, in milliseconds."""
+
+from __future__ import annotations
+
+from engine.library import Library
+
+from .conftest import wait_idle
+
+
+def test_a_reread_stopped_before_its_first_chapter_leaves_the_book_stale(fake_window, qtbot):
+    window, fake, (a,) = fake_window(1, loaded=True, fingerprint="fake-fp-2")
+    window.open_book(a)
+    assert window.stale and window.chapters_done == 3
+
+    def ingest(library, book_id, engine, *, on_event=None, should_cancel=None, restart=False):
+        fake._step(should_cancel)  # like the engine: the old memory stays until chapter 1 is saved
+
+    fake.ingest = ingest
+    window.start_ingest(restart=True)
+    qtbot.waitUntil(lambda: window.ingest_task is not None, timeout=5000)
+    window.cancel_ingest()
+    wait_idle(qtbot, window, timeout=5000)
+    assert window.stale
+    assert not window.chat.ask_button.isEnabled()
+
+
+def test_two_removals_waiting_for_work_both_happen(fake_window, qtbot):
+    window, fake, (a, b) = fake_window(loaded=True)
+    window.open_book(b)
+    window.start_ingest(restart=True)
+    qtbot.waitUntil(lambda: window.ingest_task is not None, timeout=5000)
+    window.open_book(a)
+    window.ask("Q", 0)
+    qtbot.waitUntil(lambda: window.ask_task is not None, timeout=5000)
+    window.remove_book(b)  # waits for b's reading to stop
+    window.remove_book(a)  # waits for a's answer to stop
+    wait_idle(qtbot, window, timeout=5000)
+    qtbot.waitUntil(lambda: window.library.list_books() == [], timeout=5000)
+    assert window.book_id is None
+
+
+def test_closing_finishes_a_removal_that_waited_for_work(fake_window, qtbot, data_dir):
+    window, fake, (a, b) = fake_window(loaded=True)
+    window.open_book(a)
+    window.ask("Q", 0)
+    qtbot.waitUntil(lambda: window.ask_task is not None, timeout=5000)
+    window.remove_book(a)
+    assert "once the work on it has stopped" in window.statusBar().currentMessage()
+    window.close()
+    qtbot.waitUntil(lambda: not window.runner.tasks, timeout=5000)
+    library = Library.open(data_dir)
+    try:
+        assert [r.id for r in library.list_books()] == [b]
+    finally:
+        library.close()
+    assert window.settings.last_book in ("", None)
+
+
+def test_a_book_added_while_an_answer_is_written_does_not_stop_it(fake_window, qtbot, tmp_path):
+    window, fake, (a,) = fake_window(1, loaded=True)
+    window.open_book(a)
+    window.ask("Q", 0)
+    qtbot.waitUntil(lambda: window.ask_task is not None, timeout=5000)
+    new = tmp_path / "new.md"
+    new.write_text("# New\n\n## One\n\nSome words here.\n", encoding="utf-8")
+    window.add_paths([str(new)], read=False)
+    qtbot.waitUntil(lambda: len(window.library.list_books()) == 2, timeout=5000)
+    qtbot.waitUntil(lambda: "it is in the library" in window.statusBar().currentMessage(), timeout=5000)
+    assert str(window.book_id) == str(a)
+    fake.proceed.set()
+    wait_idle(qtbot, window, timeout=5000)
+    last = window.library.messages(a)[-1]
+    assert (last.role, last.content) == ("assistant", f"About book {a}: Q")
+
+
+def test_a_book_added_while_an_answer_is_written_is_read_beside_it(fake_window, qtbot, tmp_path):
+    window, fake, (a,) = fake_window(1, loaded=True)
+    window.open_book(a)
+    window.ask("Q", 0)
+    qtbot.waitUntil(lambda: window.ask_task is not None, timeout=5000)
+    new = tmp_path / "new.md"
+    new.write_text("# New\n\n## One\n\nSome words here.\n", encoding="utf-8")
+    window.add_paths([str(new)])
+    qtbot.waitUntil(lambda: window.ingest_book_id is not None, timeout=5000)
+    added = window.ingest_book_id
+    assert str(added) != str(a) and str(window.book_id) == str(a)
+    assert "“New”" in window.ingest_bar.label.text()
+    fake.proceed.set()
+    wait_idle(qtbot, window, timeout=5000)
+    assert ("ingest", added) in fake.calls
+    assert window.library.ingest_progress(added).chapters_done == len(window.library.chapters(added))
