@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self._engine_task: Task | None = None
         self._engine_waiters: list[tuple[Any, Any]] = []
         self._after_engine_reload = None
+        self._unsaved_engine_config = False  # chosen in Settings, stored once a model loads with it
 
         self.book_id = None
         self.book_title = ""
@@ -282,7 +283,7 @@ class MainWindow(QMainWindow):
     def _show_library(self) -> None:
         """List the open library's books and reopen the last one read."""
         self.refresh_books()
-        last = self.settings.last_book
+        last = self.settings.last_book_in(self.current_data_dir())
         ids = [str(r.id) for r in self._rows]
         if last and last in ids:
             self.library_panel.select(self._rows[ids.index(last)].id)
@@ -341,7 +342,7 @@ class MainWindow(QMainWindow):
             return
         self.book_id = attr(record, "id", book_id)
         self.book_title = attr(record, "title", "") or "Untitled"
-        self.settings.last_book = self.book_id
+        self.settings.remember_book(self.book_id, self.current_data_dir())
         self.chapter_records = [
             {
                 "idx": attr(c, "idx", i),
@@ -570,7 +571,7 @@ class MainWindow(QMainWindow):
             return
         if self.book_id is not None and str(self.book_id) == str(book_id):
             self.book_id = None
-            self.settings.last_book = ""
+            self.settings.remember_book(None, self.current_data_dir())
         self.refresh_books()
         if self.book_id is None:
             if self._rows:
@@ -651,6 +652,9 @@ class MainWindow(QMainWindow):
         }
         self.engine_info["fingerprint"] = str(self.engine_info.get("fingerprint") or "")
         self.settings.set_cached_engine_info(info)
+        if self._unsaved_engine_config:
+            self.settings.set_engine_config(self.engine_config)
+            self._unsaved_engine_config = False
         self._show_engine_state()
         self.refresh_books()
         self._check_read_status()
@@ -995,7 +999,7 @@ class MainWindow(QMainWindow):
         if engine_changed:
             old_fingerprint = self.engine_info.get("fingerprint") if self.engine is not None else None
             self.engine_config = config
-            self.settings.set_engine_config(config)
+            self._unsaved_engine_config = True  # a model that fails to load is not tried again at every start
             self.engine = None
             self._show_engine_state()
             self._after_engine_reload = lambda: self._offer_reread(old_fingerprint)
@@ -1058,6 +1062,6 @@ class MainWindow(QMainWindow):
             self._remove_pending_on_closing()
         self.settings.set_geometry(self.saveGeometry())
         self.settings.set_splitter_state("splitter", self.splitter.saveState())
-        self.settings.last_book = self.book_id if self.book_id is not None else ""
+        self.settings.remember_book(self.book_id, self.current_data_dir())
         self.settings.sync()
         super().closeEvent(event)

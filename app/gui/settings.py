@@ -107,6 +107,14 @@ class AppSettings:
     def last_book(self, value) -> None:
         self.qs.setValue("library/last_book", "" if value is None else str(value))
 
+    def remember_book(self, book_id, data_dir: str) -> None:
+        """Book ids are per library: the last book is kept with the folder it belongs to."""
+        self.last_book = book_id
+        self.qs.setValue("library/last_book_dir", data_dir or "")
+
+    def last_book_in(self, data_dir: str) -> str:
+        return self.last_book if self._get("library/last_book_dir", "") == (data_dir or "") else ""
+
     @property
     def sample_offered(self) -> bool:
         return self._get("library/sample_offered", False, bool)

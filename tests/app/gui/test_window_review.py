@@ -14,7 +14,7 @@ from engine.errors import LibraryError
 from engine.library import Library
 
 from .conftest import wait_idle
-from .fake_api import FINGERPRINT
+from .fake_api import FINGERPRINT, make_books
 
 OTHER_FINGERPRINT = "fake-fp-2"
 
@@ -27,6 +27,19 @@ def test_changing_the_library_folder_closes_the_old_library(fake_window, tmp_pat
     assert window.library is not old and window.library.list_books() == []
     with pytest.raises(LibraryError, match="closed"):
         old.list_books()
+
+
+def test_the_last_book_reopened_is_the_one_of_the_library_shown(fake_window, tmp_path):
+    window, _fake, (_a, b) = fake_window()
+    window.open_book(b)
+    other = tmp_path / "other"
+    other.mkdir()
+    same_ids = make_books(str(other), 2)  # ids 1 and 2 again, other books
+    assert str(b) in map(str, same_ids)
+    window.apply_settings(window.engine_config, str(other))
+    assert window.book_id is None  # not the other library's book that happens to share the id
+    window.apply_settings(window.engine_config, str(tmp_path / "library"))
+    assert str(window.book_id) == str(b) and window.book_title == "Book 1"
 
 
 def test_a_library_folder_that_cannot_be_opened_keeps_the_open_one(fake_window, qtbot, tmp_path, settings_path):
@@ -116,3 +129,29 @@ def test_error_boxes_are_deleted_once_closed(fake_window, qtbot):
         box.done(QMessageBox.StandardButton.Ok)
     assert window._boxes == []
     qtbot.waitUntil(lambda: not window.findChildren(QMessageBox), timeout=2000)
+
+
+def test_a_model_that_fails_to_load_is_not_stored_in_the_settings(make_window, qtbot, settings_path):
+    from app.gui.settings import EngineConfig
+    from engine.errors import ModelError
+
+    from .fake_api import FakeApi
+
+    fake = FakeApi(FINGERPRINT)
+    fake.model_may_load.set()
+
+    def factory(config):
+        if config.model == "broken":
+            raise ModelError("The model “broken” could not be loaded.")
+        return fake.load(config)
+
+    window = make_window(api=fake, engine_factory=factory)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=5000)
+    window.apply_settings(EngineConfig(model="broken"), window.current_data_dir())
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=5000)
+    assert "broken" in window.errors[-1]
+    assert AppSettings(settings_path).engine_config() == EngineConfig()  # the next start loads the working one
+
+    window.apply_settings(EngineConfig(segment=64), window.current_data_dir())
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=5000)
+    assert AppSettings(settings_path).engine_config() == EngineConfig(segment=64)
