@@ -829,7 +829,10 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ chat
     def ask(self, question: str, as_of: int) -> None:
-        if self.book_id is None or self.ask_task is not None or self.chat.streaming:
+        if self.book_id is None or self.chat.streaming:
+            return
+        if self.ask_task is not None:  # an answer for the book left a moment ago, still stopping
+            self.status("The last answer is still stopping; ask again in a moment.")
             return
         readable = 0 if self.stale else self.chapters_done
         if readable <= 0:
@@ -878,7 +881,10 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ summaries
     def generate_summary(self, key: int) -> None:
-        if self.book_id is None or self.summary_task is not None or self.summaries.generating is not None:
+        if self.book_id is None or self.summaries.generating is not None:
+            return
+        if self.summary_task is not None:  # a summary for the book left a moment ago, still stopping
+            self.status("The last summary is still stopping; generate again in a moment.")
             return
         readable = 0 if self.stale else self.chapters_done
         if key == BOOK and readable < len(self.chapter_records):

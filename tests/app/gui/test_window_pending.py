@@ -90,3 +90,17 @@ def test_a_book_added_while_an_answer_is_written_is_read_beside_it(fake_window, 
     wait_idle(qtbot, window, timeout=5000)
     assert ("ingest", added) in fake.calls
     assert window.library.ingest_progress(added).chapters_done == len(window.library.chapters(added))
+
+
+def test_asking_while_the_last_books_answer_stops_says_so(fake_window, qtbot):
+    window, fake, (a, b) = fake_window(loaded=True)
+    window.open_book(a)
+    window.ask("Q", 0)
+    qtbot.waitUntil(lambda: window.ask_task is not None, timeout=5000)
+    window.open_book(b)  # cancels a's answer, which has not ended yet
+    assert window.ask_task is not None
+    window.chat.input.setText("Q-B")
+    window.ask("Q-B", 0)
+    assert "still stopping" in window.statusBar().currentMessage()
+    assert window.chat.input.text() == "Q-B"  # kept, to ask again
+    wait_idle(qtbot, window, timeout=5000)
