@@ -706,6 +706,8 @@ class MainWindow(QMainWindow):
         if self.ingest_book_id is not None:  # reading, or waiting for the model to read
             if str(self.ingest_book_id) != str(book_id):
                 self.show_error(f"Infinibook is still reading “{self.ingest_book_title}”; cancel that first or wait.")
+            elif restart:
+                self.status(f"“{self.ingest_book_title}” is being read; cancel that first to read it from the start.")
             return
         title = self.book_title if str(book_id) == str(self.book_id) else (title or str(book_id))
         self.ingest_book_id, self.ingest_book_title = book_id, title

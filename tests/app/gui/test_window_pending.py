@@ -104,3 +104,15 @@ def test_asking_while_the_last_books_answer_stops_says_so(fake_window, qtbot):
     assert "still stopping" in window.statusBar().currentMessage()
     assert window.chat.input.text() == "Q-B"  # kept, to ask again
     wait_idle(qtbot, window, timeout=5000)
+
+
+def test_reread_from_the_start_while_the_book_is_read_says_so(fake_window, qtbot):
+    window, fake, (a,) = fake_window(1, read=False, loaded=True)
+    window.open_book(a)
+    window.start_ingest()
+    qtbot.waitUntil(lambda: window.ingest_task is not None, timeout=5000)
+    window.start_ingest(restart=True)
+    assert "cancel that first to read it from the start" in window.statusBar().currentMessage()
+    fake.proceed.set()
+    wait_idle(qtbot, window, timeout=5000)
+    assert fake.calls.count(("ingest", a)) == 1
