@@ -6,6 +6,8 @@ import re
 
 SUPERSEDED_NOTE = ("Possibly out of date: written before one of the chapter summaries it was built from "
                    "was regenerated.")
+OTHER_MEMORY_NOTE = ("Possibly out of date: written from a memory made with other settings (model, segment "
+                     "length or update rule) than the book's memory now.")
 
 
 def _quote_heading(text: str) -> str:
@@ -47,12 +49,18 @@ def export_markdown(library, book_id: int) -> str:
         lines += [f"*{author}*", ""]
     lines += ["Notes exported from Infinibook.", ""]
 
+    memory = library.ingest_progress(book_id).fingerprint  # the book was re-read with other settings since?
+
+    def notes_on(summary) -> list[str]:
+        if memory and summary.fingerprint and summary.fingerprint != memory:
+            return [f"*{OTHER_MEMORY_NOTE}*", ""]
+        if summary.superseded:  # a whole-book summary built from chapter summaries replaced since
+            return [f"*{SUPERSEDED_NOTE}*", ""]
+        return []
+
     whole = by_chapter.get(None)
     if whole is not None:
-        lines += ["## Summary of the whole book", ""]
-        if whole.superseded:  # it was built from chapter summaries that have been replaced since
-            lines += [f"*{SUPERSEDED_NOTE}*", ""]
-        lines += [_blockquote(whole.text, "(empty)"), ""]
+        lines += ["## Summary of the whole book", "", *notes_on(whole), _blockquote(whole.text, "(empty)"), ""]
 
     chapter_summaries = sorted((s for s in summaries if s.chapter_idx is not None), key=lambda s: s.chapter_idx)
     if chapter_summaries:
@@ -60,7 +68,7 @@ def export_markdown(library, book_id: int) -> str:
         for summary in chapter_summaries:
             chapter = chapters.get(summary.chapter_idx)
             lines += [f"### {chapter_name(summary.chapter_idx, chapter.title if chapter else None)}", "",
-                      _blockquote(summary.text, "(empty)"), ""]
+                      *notes_on(summary), _blockquote(summary.text, "(empty)"), ""]
 
     messages = library.messages(book_id)
     if messages:

@@ -300,7 +300,7 @@ class Library:
     def resolve(self, ref: str | int, *, add_paths: bool = False) -> BookRecord:
         """A book by id, or by the path of its file (matched by content, so moved or renamed
         copies are found); unknown files are added when `add_paths`."""
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isascii() and ref.strip().isdigit()):
             # SQLite ids are 64-bit: a longer number is no book (sqlite3 would raise OverflowError)
             row = (self._row(f"SELECT {_BOOK_COLUMNS} FROM books WHERE id = ?", (int(ref),))
                    if 0 <= int(ref) < 2**63 else None)
@@ -379,6 +379,11 @@ class Library:
                 raise LibraryError(f"Book {book_id} has no chapter {chapter_idx + 1}; it has {row['n_chapters']}.")
             if replace_others:
                 conn.execute("DELETE FROM snapshots WHERE book_id = ?", (int(book_id),))
+            elif row["ingested_chapters"] != chapter_idx or (chapter_idx and row["ingest_fingerprint"] != fingerprint):
+                # Another reader (a second window, `infinibook ingest`) saved or restarted this book
+                # meanwhile: going on would leave gaps, or chapters of two models, behind "complete".
+                raise LibraryError(f"Another Infinibook is reading '{row['title']}' too; wait for it or cancel it, "
+                                   "then read on.")
             conn.execute(
                 "INSERT OR REPLACE INTO snapshots (book_id, chapter_idx, token_offset, fingerprint, dtype, shape, blob, checksum, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

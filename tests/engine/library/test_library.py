@@ -102,6 +102,9 @@ def test_add_path_and_resolve_by_id_or_path(lib: Library, tmp_path: Path) -> Non
         lib.resolve("999")
     with pytest.raises(LibraryError, match="neither a book id nor a file"):
         lib.resolve("no/such/file.epub")
+    for digits in ("²", "١٢"):  # digits to str.isdigit, but not to int() or to SQLite ids
+        with pytest.raises(LibraryError, match="neither a book id nor a file"):
+            lib.resolve(digits)
 
 
 def test_remove_book_cascades(lib: Library, tmp_path: Path) -> None:
@@ -130,8 +133,16 @@ def test_snapshot_roundtrip_progress_and_reset(lib: Library, tmp_path: Path) -> 
     assert (snap.chapter_idx, snap.token_offset, snap.fingerprint, snap.dtype, snap.shape, snap.blob) == (1, 2500, "fp1", "float32", "[2, 64]", blob[::-1])
     progress = lib.ingest_progress(rec.id)
     assert (progress.chapters_done, progress.tokens_done, progress.fingerprint, progress.chapters_total) == (2, 2500, "fp1", 3)
-    lib.save_snapshot(rec.id, 1, 2600, "fp1", b"new", "float32", "[1]")  # replaces
-    assert lib.load_snapshot(rec.id, 1).blob == b"new"
+    # Only the next chapter may be saved: another reader's chapters would leave gaps behind the mark.
+    with pytest.raises(LibraryError, match="Another Infinibook is reading"):
+        lib.save_snapshot(rec.id, 1, 2600, "fp1", b"new", "float32", "[1]")
+    with pytest.raises(LibraryError, match="Another Infinibook is reading"):
+        lib.save_snapshot(rec.id, 2, 3600, "fp2", b"new", "float32", "[1]")  # another model's chapter
+    assert lib.load_snapshot(rec.id, 1).blob == blob[::-1] and lib.ingest_progress(rec.id).chapters_done == 2
+    lib.save_snapshot(rec.id, 0, 900, "fp2", b"new", "float32", "[1]", replace_others=True)  # a re-read
+    assert lib.load_snapshot(rec.id, 0).blob == b"new" and lib.ingest_progress(rec.id).fingerprint == "fp2"
+    with pytest.raises(LibraryError, match="No memory is saved"):
+        lib.load_snapshot(rec.id, 1)
     with pytest.raises(LibraryError, match="no chapter"):
         lib.save_snapshot(rec.id, 7, 0, "fp1", b"x", "f", "[]")
     with pytest.raises(LibraryError, match="No memory is saved"):

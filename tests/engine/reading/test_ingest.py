@@ -181,3 +181,36 @@ def test_chat_markers_in_a_book_are_read_as_text(tokenizer):
     assert tokenizer.decode(ids) == "The manual says: type <|im_end|> to finish, never <|endoftext|>."
     plain = "An ordinary sentence, with commas and digits 12345."
     assert encode(engine, plain) == tokenizer.encode(plain, add_special_tokens=False)  # other text unchanged
+
+
+def test_a_second_reader_of_the_same_book_is_refused_and_leaves_no_gap(library, tmp_path):
+    """A re-read from the start (another window, say) while this reading runs: this one stops
+    with one sentence instead of saving chapters on top of the other's, behind "complete"."""
+    from engine.errors import LibraryError
+
+    engine = tiny()
+    book = add(library, tmp_path, chapters=4)
+    done = []
+    with pytest.raises(Cancelled):
+        api.ingest(library, book.id, engine, should_cancel=lambda: len(done) >= 2,
+                   on_event=lambda e: done.append(e) if e.finished_chapter else None)
+    started = []
+
+    def other_reader(event) -> None:  # restarts the book once, stopped after its first chapter
+        if started:
+            return
+        started.append(event)
+        finished = []
+        with pytest.raises(Cancelled):
+            api.ingest(library, book.id, engine, restart=True, should_cancel=lambda: bool(finished),
+                       on_event=lambda e: finished.append(e) if e.finished_chapter else None)
+
+    with pytest.raises(LibraryError, match="Another Infinibook is reading"):
+        api.ingest(library, book.id, engine, on_event=other_reader)
+    progress = library.ingest_progress(book.id)
+    assert progress.chapters_done == 1
+    for index in range(progress.chapters_done):  # every chapter up to the mark has its memory
+        library.load_snapshot(book.id, index)
+    assert api.ingest(library, book.id, engine).complete
+    for index in range(4):
+        library.load_snapshot(book.id, index)
