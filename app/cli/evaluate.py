@@ -110,9 +110,9 @@ def _read_text_file(file: Path) -> str:
             return handle.read()
     if file.suffix.lower() in (".txt", ".md", ""):
         return file.read_text(encoding="utf-8", errors="replace")
-    from engine.books import parse_book  # EPUB/PDF through the book parser
+    from engine.books import load_book  # EPUB/PDF through the book parser
 
-    return "\n\n".join(chapter.text for chapter in parse_book(file).chapters)
+    return "\n\n".join(chapter.text for chapter in load_book(file).chapters)
 
 
 def _progress(args, total: int | None = None):

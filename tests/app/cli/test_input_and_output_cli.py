@@ -109,3 +109,12 @@ def test_chat_json_is_one_object_per_answer(tmp_path, capsys, monkeypatch):
     with api.open_library(lib) as library:
         answers = [m.content for m in library.messages(1) if m.role == "assistant"]
     assert answers == [t["answer"] for t in turns]
+
+
+def test_eval_reads_the_text_of_an_epub(tmp_path):
+    """`eval ppl|recall` measure an EPUB or PDF through the book parser (was an ImportError traceback)."""
+    from app.cli.evaluate import _read_text
+    from tests.engine.books.makebooks import simple_epub
+
+    text = _read_text(str(simple_epub(tmp_path / "b.epub")))
+    assert "First words of chapter 1." in text
