@@ -30,6 +30,13 @@ _KEYWORD_HEADING = re.compile(
     r"\b(?P<rest>[ \t]*(?:[.:\-–—)][^\n]{0,100}|[ \t][\"“'‘(A-Z0-9À-Ý][^\n]{0,100})?)[ \t]*\r?$",
     re.MULTILINE,
 )
+# `PROLOGUE`, `Preface.`: counted only beside numbered headings, where a short prologue would
+# otherwise be untitled text before `Chapter 1`, too short to be kept as front matter.
+_BARE_HEADING = re.compile(
+    r"^[ \t]{0,40}(?P<kind>PROLOGUE|PREFACE|FOREWORD|INTRODUCTION|PREAMBLE|EPILOGUE|AFTERWORD|"
+    r"Prologue|Preface|Foreword|Introduction|Preamble|Epilogue|Afterword)\.?[ \t]*\r?$",
+    re.MULTILINE,
+)
 _MD_HEADING = re.compile(r"^(?P<hashes>#{1,6})[ \t]+(?P<title>[^\n]{1,200}?)[ \t#]*\r?$", re.MULTILINE)
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)[^\n]*$", re.MULTILINE)
 
@@ -82,13 +89,18 @@ def _subtitle(text: str, after: int) -> str | None:
     return None
 
 
+def _starts_paragraph(text: str, start: int) -> bool:
+    before = text[max(0, start - 200) : start]
+    return start == 0 or bool(re.search(r"\n[ \t\r]*\n[ \t]*$|\A[ \t\r\n]*$|\f[ \t]*$", before))
+
+
 def keyword_headings(text: str) -> list[Heading]:
-    """`Chapter 12`-style headings that start a paragraph (blank line or start before them)."""
+    """`Chapter 12`-style headings that start a paragraph (blank line or start before them),
+    and beside them unnumbered ones such as `PROLOGUE`."""
     found: list[Heading] = []
     for m in _KEYWORD_HEADING.finditer(text):
         start = m.start()
-        before = text[max(0, start - 200) : start]
-        if start > 0 and not re.search(r"\n[ \t\r]*\n[ \t]*$|\A[ \t\r\n]*$|\f[ \t]*$", before):
+        if not _starts_paragraph(text, start):
             continue
         title = m.group(0).strip()
         rest = m.group("rest").strip(" \t.:-–—")
@@ -100,6 +112,10 @@ def keyword_headings(text: str) -> list[Heading]:
         found.append(Heading(start, clean_title(title), key))
         if len(found) > MAX_CHAPTERS * 4:
             break
+    if found:
+        bare = [Heading(m.start(), clean_title(m.group(0)), m.group("kind").lower())
+                for m in _BARE_HEADING.finditer(text) if _starts_paragraph(text, m.start())]
+        found = sorted(found + bare[: MAX_CHAPTERS], key=lambda h: h.start)
     return _drop_printed_contents(text, found)
 
 

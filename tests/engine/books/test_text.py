@@ -63,6 +63,22 @@ def test_heading_styles_roman_books_and_subtitles(tmp_path: Path) -> None:
     assert titles == ["BOOK I — CHAPTER I. The Arrival", "CHAPTER II. The Storm", "BOOK II — CHAPTER I. The Return"]
 
 
+def test_a_short_unnumbered_prologue_and_epilogue_are_chapters(tmp_path: Path) -> None:
+    prologue = "The lighthouse keeper saw a ship with no lights. " * 20  # far below front-matter size
+    body = "Ordinary chapter prose continues here. " * 30
+    contents = "CONTENTS\n\nPrologue\n\nCHAPTER 1\n\nCHAPTER 2\n\nEpilogue\n\n"
+    text = (f"A Title Page\n\n{contents}PROLOGUE\n\n{prologue}\n\nCHAPTER 1\n\n{body}\n\nCHAPTER 2\n\n{body}"
+            f"\n\nEpilogue.\n\nAnd so it ended.\n")
+    path = tmp_path / "b.txt"
+    path.write_text(text)
+    book = load_book(path)
+    assert _titles(book) == ["PROLOGUE", "CHAPTER 1", "CHAPTER 2", "Epilogue."]
+    assert "lighthouse keeper" in book.chapters[0].text and "And so it ended." in book.chapters[3].text
+    # without numbered chapters, a lone word is no reason to cut the text
+    path.write_text(f"PROLOGUE\n\n{prologue}\n\n{body}")
+    assert len(load_book(path).chapters) == 1
+
+
 def test_printed_contents_and_gutenberg_header_are_not_chapters(tmp_path: Path) -> None:
     contents = "CONTENTS\n\n" + "".join(f"CHAPTER {r}. A Title\n\n" for r in ("I", "II", "III"))
     body = "Some prose of reasonable length for a chapter body here. " * 10
