@@ -141,6 +141,7 @@ class _Writer:
             self.pending_ids.append(ident)
 
     def text(self, s: str, pre: bool = False) -> None:
+        s = s.replace("\u00ad", "")  # soft hyphens (`&shy;`): invisible, but they cut words into odd tokens
         if not s:
             return
         if not pre:

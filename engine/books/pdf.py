@@ -95,9 +95,19 @@ def _labels(reader: PdfReader, n: int) -> list[str]:
     return [str(i + 1) for i in range(n)]
 
 
+# A word hyphenated at a line's end, `jum-` / `ped`: joined when a lowercase letter goes on.
+_LINE_END_HYPHEN = re.compile(r"(?<=[^\W\d_])[-\u00ad][ \t]*\n[ \t]*(?=[^\W\d_])")
+
+
+def _join_hyphenated(match: re.Match) -> str:
+    following = match.string[match.end()]
+    return "" if following.islower() else match.group(0)
+
+
 def _clean(text: str) -> str:
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = re.sub(r"[ \t]+\n", "\n", text)
+    text = _LINE_END_HYPHEN.sub(_join_hyphenated, text).replace("\u00ad", "")
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 

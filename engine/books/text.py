@@ -153,7 +153,8 @@ def parse_text(path: Path, data: bytes, sha256: str, fmt: str) -> Book:
             "Infinibook reads from one text file; split it into smaller files."
         )
     text = decode_text(data, name)
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n")
+    # Soft hyphens are invisible line-break hints: left in, they cut words into odd tokens.
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u00ad", "")
     text, title, author = _gutenberg(text)
     if fmt == "md":
         text, fm_title, fm_author = _front_matter(text)

@@ -193,3 +193,11 @@ def test_ebooklib_written_epub(tmp_path: Path) -> None:
     assert (book.title, book.author, book.language) == ("Written Elsewhere", "Émile Writer", "fr")
     assert _titles(book) == ["Chapitre 1", "Chapitre 2", "Chapitre 3"]
     assert book.chapters[2].text.startswith("Chapitre 3\n\nDébut du chapitre 3.")
+
+
+def test_soft_hyphens_do_not_reach_the_text(tmp_path: Path) -> None:
+    docs = [Doc("c1", "text/ch1.xhtml", "<h1>One</h1><p>A won&#173;der&shy;ful day.</p>" + chapter_body(1, "")),
+            Doc("c2", "text/ch2.xhtml", chapter_body(2, "Two"))]
+    toc = [Toc("One", "text/ch1.xhtml"), Toc("Two", "text/ch2.xhtml")]
+    book = load_book(write_zip(tmp_path / "b.epub", epub_files(docs, toc)))
+    assert "A wonderful day." in book.chapters[0].text and "\u00ad" not in book.chapters[0].text

@@ -152,3 +152,11 @@ def test_a_sentence_opening_with_i_at_a_page_edge_is_prose_not_a_numbered_runnin
     assert text.count("I don't know what you mean.") == 2
     assert text.count("So did I") == 2
     assert "The Long Road Home" not in text
+
+
+def test_words_hyphenated_at_line_ends_are_joined(tmp_path: Path) -> None:
+    para = "The fox was an extra-\nordinarily clever animal that jum-\nped over the well-\nKnown dog, 1990-\n2000."
+    path = build_pdf(tmp_path / "h.pdf", [("One", 0, [para] + lorem(3)), ("Two", 0, lorem(4))])
+    text = load_book(path).chapters[0].text
+    assert "extraordinarily clever" in text and "jumped over" in text
+    assert "well-\nKnown" in text and "1990-\n2000" in text  # a capital or a digit after: kept as printed

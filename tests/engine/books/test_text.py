@@ -79,6 +79,13 @@ def test_a_short_unnumbered_prologue_and_epilogue_are_chapters(tmp_path: Path) -
     assert len(load_book(path).chapters) == 1
 
 
+def test_soft_hyphens_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "b.txt"
+    path.write_text(NOVEL.replace("best of times", "best of ti\u00admes"), encoding="utf-8")
+    text = load_book(path).chapters[0].text
+    assert "best of times" in text and "\u00ad" not in text
+
+
 def test_printed_contents_and_gutenberg_header_are_not_chapters(tmp_path: Path) -> None:
     contents = "CONTENTS\n\n" + "".join(f"CHAPTER {r}. A Title\n\n" for r in ("I", "II", "III"))
     body = "Some prose of reasonable length for a chapter body here. " * 10
