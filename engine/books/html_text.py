@@ -8,6 +8,7 @@ touches the network or loads DTDs.
 
 from __future__ import annotations
 
+import codecs
 import re
 
 from lxml import etree, html
@@ -77,14 +78,33 @@ def _xml_parser() -> etree.XMLParser:
     )
 
 
+_DECLARED_CHARSET = re.compile(rb"""<\?xml[^>]{0,200}?encoding=["']([\w.:-]{1,40})["']|"""
+                               rb"""<meta[^>]{0,300}?charset=["']?([\w.:-]{1,40})""", re.I)
+
+
+def _declared_encoding(data: bytes) -> str:
+    """The charset a page that is not UTF-8 names (XML declaration or <meta>), else the web's
+    default, windows-1252, which is also what pages labelled Latin-1 really use."""
+    for prefix, encoding in _WIDE_ENCODINGS:
+        if data.startswith(prefix):
+            return encoding
+    m = _DECLARED_CHARSET.search(data[:4096])
+    name = (m.group(1) or m.group(2)).decode("ascii").lower() if m else ""
+    try:
+        name = codecs.lookup(name).name if name else "cp1252"
+    except LookupError:
+        name = "cp1252"
+    return "cp1252" if name in ("latin-1", "iso8859-1", "ascii", "utf-8") else name
+
+
 def _html_parser(data: bytes) -> html.HTMLParser:
-    """libxml2's HTML parser assumes Latin-1 unless the page names its charset; most EPUB files
-    are UTF-8 without saying so, and reading them as Latin-1 garbles every accent and quote."""
+    """libxml2's HTML parser assumes UTF-8 or Latin-1 and ignores an XML declaration's encoding:
+    tell it the charset, or every accent and curly quote comes out garbled."""
     try:
         data.decode("utf-8")
         encoding = "utf-8"
     except UnicodeDecodeError:
-        encoding = None
+        encoding = _declared_encoding(data)
     return html.HTMLParser(encoding=encoding, no_network=True, remove_comments=True, remove_pis=True)
 
 

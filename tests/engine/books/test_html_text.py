@@ -50,3 +50,24 @@ def test_tag_soup_in_utf8_without_a_declared_charset_keeps_its_accents() -> None
 def test_tag_soup_in_latin1_is_still_read() -> None:
     text, _, _ = html_to_text("<html><body><p>Caf\u00e9 &nbsp; ok<p>x</body></html>".encode("latin-1"), "c.html")
     assert "Caf\u00e9" in text
+
+
+@pytest.mark.parametrize("declaration, head", [
+    ('<?xml version="1.0" encoding="windows-1252"?>\n', ""),
+    ('<?xml version="1.0" encoding="ISO-8859-1"?>\n', ""),  # labelled Latin-1, written in cp1252 (curly quotes)
+    ("", '<head><meta charset="windows-1252"/></head>'),
+    ("", ""),  # no charset named: the web's default, windows-1252
+])
+def test_tag_soup_in_a_legacy_charset_keeps_accents_and_curly_quotes(declaration: str, head: str) -> None:
+    # `&nbsp;` without a DTD makes the XML parse fail, so the HTML parser reads it
+    page = (declaration + f'<html xmlns="http://www.w3.org/1999/xhtml">{head}<body>'
+            "<p>\u201cIt\u2019s a caf\u00e9,\u201d&nbsp;she said.</p></body></html>").encode("cp1252")
+    text, _, _ = html_to_text(page, "c.xhtml")
+    assert "\u201cIt\u2019s a caf\u00e9,\u201d she said." in text
+
+
+def test_tag_soup_in_koi8_r_named_by_its_declaration() -> None:
+    page = ('<?xml version="1.0" encoding="koi8-r"?>\n<html><body><p>\u041f\u0440\u0438\u0432\u0435\u0442,&nbsp;'
+            "\u043c\u0438\u0440.</p></body></html>").encode("koi8-r")
+    text, _, _ = html_to_text(page, "c.xhtml")
+    assert "\u041f\u0440\u0438\u0432\u0435\u0442" in text and "\u043c\u0438\u0440." in text
