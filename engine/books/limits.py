@@ -28,6 +28,12 @@ MAX_XML_ENTITY_VALUE = 4096
 
 # PDF.
 MAX_PDF_PAGES = 20_000
+# Page content streams, decoded, counting a stream shared by many pages once per page: text
+# extraction takes about a second per MB here, so a tiny file whose pages all draw one huge
+# stream would take hours. Real books: a few KB to a few hundred KB a page, 3-10x their file.
+MAX_PDF_CONTENT_BYTES = 512 * MIB
+MAX_PDF_CONTENT_RATIO = 200
+PDF_CONTENT_RATIO_MIN_BYTES = 16 * MIB
 MAX_OUTLINE_DEPTH = 64
 MAX_OUTLINE_ENTRIES = 20_000
 

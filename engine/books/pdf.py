@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pypdf import PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError
-from pypdf.generic import Destination
+from pypdf.generic import ArrayObject, Destination, IndirectObject
 
 from engine.errors import BookError
 
@@ -25,8 +25,11 @@ from .limits import (
     MAX_BOOK_CHARS,
     MAX_OUTLINE_DEPTH,
     MAX_OUTLINE_ENTRIES,
+    MAX_PDF_CONTENT_BYTES,
+    MAX_PDF_CONTENT_RATIO,
     MAX_PDF_PAGES,
     MIB,
+    PDF_CONTENT_RATIO_MIN_BYTES,
     PDF_PAGES_PER_PART,
 )
 from .model import Book, Chapter
@@ -111,6 +114,46 @@ def _clean(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+def _unpacks_too_far(name: str) -> BookError:
+    return BookError(f"'{name}' has page content that unpacks to an unreasonable size (possibly a "
+                     "hostile file); Infinibook will not open it.")
+
+
+def _content_bytes(page, decoded: dict[tuple[int, int], int]) -> int:  # noqa: ANN001
+    """Decoded size of a page's content streams; a stream shared by pages is decoded once."""
+    contents = page.get("/Contents")
+    if contents is None:
+        return 0
+    streams = contents.get_object()
+    total = 0
+    for ref in (list(streams) if isinstance(streams, ArrayObject) else [contents]):
+        key = (ref.idnum, ref.generation) if isinstance(ref, IndirectObject) else None
+        if key is None or key not in decoded:
+            size = len(ref.get_object().get_data())
+            if key is None:
+                total += size
+                continue
+            decoded[key] = size
+        total += decoded[key]
+    return total
+
+
+def _check_content_size(reader: PdfReader, name: str, file_bytes: int) -> None:
+    """Refuse, before the slow text extraction, a PDF whose pages draw far more than it holds."""
+    decoded: dict[tuple[int, int], int] = {}
+    total = 0
+    for page in reader.pages:
+        try:
+            total += _content_bytes(page, decoded)
+        except LimitReachedError as e:
+            raise _unpacks_too_far(name) from e
+        except Exception:  # noqa: BLE001  an unreadable page is the extraction's to skip
+            continue
+        if total > MAX_PDF_CONTENT_BYTES or (
+                total > PDF_CONTENT_RATIO_MIN_BYTES and total > MAX_PDF_CONTENT_RATIO * file_bytes):
+            raise _unpacks_too_far(name)
+
+
 def _page_texts(reader: PdfReader, name: str) -> list[str]:
     texts: list[str] = []
     total = 0
@@ -118,10 +161,7 @@ def _page_texts(reader: PdfReader, name: str) -> list[str]:
         try:
             text = page.extract_text() or ""
         except LimitReachedError as e:
-            raise BookError(
-                f"'{name}' has a page whose content unpacks to an unreasonable size (possibly a "
-                "hostile file); Infinibook will not open it."
-            ) from e
+            raise _unpacks_too_far(name) from e
         except FileNotDecryptedError as e:
             raise _damaged(name, "its encryption could not be undone") from e
         except Exception:  # one unreadable page must not lose the whole book
@@ -396,6 +436,7 @@ def parse_pdf(path: Path, sha256: str) -> Book:
                 "book; split it into volumes."
             )
         labels = _labels(reader, n)
+        _check_content_size(reader, name, path.stat().st_size)
         texts = _strip_running_heads(_page_texts(reader, name))
         with_text = sum(1 for t in texts if non_space_len(t) >= 20)
         if with_text == 0 or (n >= 5 and with_text < n * 0.1):

@@ -20,6 +20,7 @@ from .makebooks import (
     epub_files,
     lorem,
     outline_pdf_with,
+    shared_content_pdf,
     simple_epub,
     write_zip,
     xhtml,
@@ -184,6 +185,8 @@ def build_corpus(d: Path) -> list[tuple[str, Path, str]]:
     add("password-protected PDF", p, "password")
     p = blank_pdf(d / "scanned.pdf")
     add("PDF without a text layer", p, "OCR")
+    p = shared_content_pdf(d / "shared-content.pdf")
+    add("PDF pages drawing one huge shared content stream", p, "unpacks to an unreasonable size")
     p = outline_pdf_with(d / "cyclic.pdf", cyclic_outline)
     add("cyclic PDF outline", p, "loops back")
     p = outline_pdf_with(d / "deep.pdf", deep_outline)

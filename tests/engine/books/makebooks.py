@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+MIB_BYTES = 1024 * 1024
+
 # ---------------------------------------------------------------------------------------
 # EPUB
 
@@ -216,6 +218,32 @@ def blank_pdf(path: Path, pages: int = 3) -> Path:
         pdf.add_page()
         pdf.rect(20, 20, 100, 150, style="F")
     pdf.output(str(path))
+    return path
+
+
+def shared_content_pdf(path: Path, pages: int = 40, stream_mib: int = 2) -> Path:
+    """A few KB whose every page draws one shared, highly compressed content stream of
+    `stream_mib` MB: text extraction would take about a second per MB per page."""
+    import zlib
+
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject, StreamObject
+
+    src = build_pdf(path, [("Chapter 1", 0, lorem(1))], outline=False)
+    page = PdfReader(src).pages[0]
+    font = next(iter(page["/Resources"]["/Font"].keys()))
+    content = f"BT {font} 12 Tf 72 720 Td (Some words) Tj ET\n".encode()
+    content += b"1 0 0 1 0 0 cm\n" * (stream_mib * MIB_BYTES // 15)
+    stream = StreamObject()
+    stream.set_data(zlib.compress(content, 9))
+    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    writer = PdfWriter()
+    ref = writer._add_object(stream)
+    for _ in range(pages):
+        writer.add_page(page)[NameObject("/Contents")] = ref
+    buf = io.BytesIO()
+    writer.write(buf)
+    path.write_bytes(buf.getvalue())
     return path
 
 
