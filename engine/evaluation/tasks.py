@@ -54,16 +54,19 @@ def _table(model, prompts, expected_text, *, batch, progress, control=True):
 
 def passkey(model: InfiniModel, lengths: Sequence[int], depths: Sequence[str], samples: int = 2, *, seed: int = 0,
             batch: int = 4, progress=None) -> list[dict]:
-    """Exact-match accuracy of the 5-digit pass key per length and depth, with the memory-off control."""
-    rng = random.Random(seed)
+    """Exact-match accuracy of the 5-digit pass key per length and depth, with the memory-off control.
+
+    Each length draws its keys from its own generator, so a seed's keys at 32K are the same
+    whatever other lengths are asked for, and differ from its keys at 8K or 128K."""
     results = []
     for length in lengths:
+        rng = random.Random(f"passkey:{seed}:{length}")
         prompts, texts = [], []
         for depth in depths:
             for _ in range(samples):
                 try:
                     example = data.passkey_example(model.tokenizer, length, parse_depth(depth), rng,
-                                                   last_segment=model.segment, filler_offset=0)
+                                                   last_segment=model.segment, whole_fillers=True)
                 except ValueError as error:  # the question needs the last segment to itself
                     raise EvaluationError(
                         f"A pass-key prompt of {length} tokens is too short for {model.segment}-token segments; "
@@ -101,7 +104,10 @@ def _recall_example(tokenizer, text_ids, total, depth, rng, segment):
     """One fact at `depth` of the text itself (not a random window): prompts share the text."""
     subject, name = rng.choice(data.FACT_SUBJECTS), rng.choice(data.FACT_NAMES)
     fact, question, answer_ids = data.fact_tokens(tokenizer, subject, name)
-    prose_length = total - len(fact) - len(question)  # every prompt is exactly `total` tokens
+    # Every prompt is `total` tokens less room for the longest answer: the answer is written in the
+    # question's segment (a prompt of whole segments had it written to memory after one token).
+    answer_room = max(len(data.fact_tokens(tokenizer, subject, other)[2]) for other in data.FACT_NAMES)
+    prose_length = total - len(fact) - len(question) - answer_room
     room = total - segment - len(fact)
     if prose_length < 0 or room < 0 or len(text_ids) < prose_length:  # else the question would be cut short
         raise EvaluationError(f"The text is too short for a recall test with {segment}-token segments "
@@ -109,7 +115,7 @@ def _recall_example(tokenizer, text_ids, total, depth, rng, segment):
     position = int(round(depth * min(room, prose_length)))
     prose = text_ids[:prose_length]
     ids = prose[:position] + fact + prose[position:] + question + answer_ids
-    return data.Example(ids, [], name, answer_ids, total)
+    return data.Example(ids, [], name, answer_ids, total - answer_room)
 
 
 @torch.inference_mode()

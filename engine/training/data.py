@@ -90,11 +90,15 @@ def few_digit_key(rng: random.Random, digits: int = 5, distinct: int = 3) -> str
 
 
 def passkey_example(tokenizer, total: int, depth: float, rng: random.Random, *, last_segment: int | None = None,
-                    key: str | None = None, filler_offset: int | None = None, digits: int = 5) -> Example:
+                    key: str | None = None, filler_offset: int | None = None, digits: int = 5,
+                    whole_fillers: bool = False) -> Example:
     """Filler of `total` tokens with the key at `depth` (0 = start, 1 = as late as possible).
 
     With `last_segment` given, the key line ends before the last `last_segment` tokens, so only
-    the memory can carry it to the question.
+    the memory can carry it to the question. Training cuts the filler anywhere (a random offset);
+    with `whole_fillers` (evaluation) the key and the question go between whole repetitions of
+    the filler, "…back again. The pass key is…", as in the paper, and the prompt is shorter than
+    `total` by less than one repetition.
     """
     key = key or str(rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1))
     intro = _encode(tokenizer, PASSKEY_INTRO + " ")
@@ -111,10 +115,16 @@ def passkey_example(tokenizer, total: int, depth: float, rng: random.Random, *, 
     if latest < 0:
         raise ValueError(f"{total} tokens are too few for the passkey prompt")
     before = int(round(depth * latest))
-    offset = rng.randrange(len(filler)) if filler_offset is None else filler_offset
+    offset = rng.randrange(len(filler)) if filler_offset is None and not whole_fillers else (filler_offset or 0)
+    if whole_fillers:  # whole fillers before and after the key, the same number at every depth
+        offset = 0
+        total -= body % len(filler)
+        body -= body % len(filler)
+        before -= before % len(filler)
+    after = body - before
     prefix = intro + _repeat_to(filler, before, offset)
     marks = _span(len(prefix), needle)
-    prefix += needle + _repeat_to(filler, body - before, offset + before) + question
+    prefix += needle + _repeat_to(filler, after, offset + before) + question
     return _with_answer(prefix, answer_ids, total, key, marks)
 
 

@@ -61,6 +61,44 @@ def test_recall_plants_a_fact_in_real_text(model):
     assert [r["depth"] for r in rows] == ["start", "end"] and all(r["samples"] == 1 for r in rows)
 
 
+def test_recall_answers_inside_the_questions_segment(model, monkeypatch):
+    """The question stays in view while the whole answer is written: no segment is written to
+    memory between the answer's tokens (a prompt of a whole number of segments would be)."""
+    writes = []
+    write = model.write
+    monkeypatch.setattr(model, "write", lambda memories, caches: writes.append(1) or write(memories, caches))
+    recall(model, public_domain_text("kjv")[:4000], ["middle"], samples=1, max_tokens=6 * SEGMENT)
+    assert writes == []
+
+
+def test_eval_passkey_puts_key_and_question_between_whole_fillers(tokenizer):
+    """Evaluation prompts read "…back again. The pass key is…", never a sentence cut by the key or
+    the question, and stay within one filler of the length asked for."""
+    unit = len(data._encode(tokenizer, data.PASSKEY_FILLER + " "))
+    for length, depth in ((2048, 0.5), (2048, 1.0), (4096, 0.3)):
+        example = data.passkey_example(tokenizer, length, depth, random.Random(0), last_segment=256,
+                                       whole_fillers=True)
+        assert length - unit < len(example.ids) <= length
+        start, end = example.marks
+        before = tokenizer.decode(example.ids[start - 6:start])
+        after = tokenizer.decode(example.ids[end + 1:end + 6])
+        question = tokenizer.decode(example.ids[example.prompt_length - 16:example.prompt_length])
+        assert before.endswith(("back again. ", "information there. ")), before
+        assert after.startswith("The grass is green."), after
+        assert question.endswith("back again. What is the pass key? The pass key is"), question
+        assert end < len(example.ids) - 256  # the key is read from memory only
+
+
+def test_a_seeds_keys_at_one_length_do_not_depend_on_the_others(model):
+    def keys(lengths, at):
+        rows = passkey(model, lengths, ["start"], samples=2, seed=3)
+        return [a["expected"] for r in rows if r["length"] == at for a in r["answers"]]
+
+    alone = keys([6 * SEGMENT], 6 * SEGMENT)
+    assert alone == keys([4 * SEGMENT, 6 * SEGMENT], 6 * SEGMENT)
+    assert alone != keys([4 * SEGMENT], 4 * SEGMENT)
+
+
 def test_perplexity_with_and_without_memory(model):
     text = public_domain_text("kjv")[:3000]
     result = ppl_with_control(model, text, max_tokens=5 * SEGMENT)
