@@ -57,14 +57,20 @@ def test_closing_finishes_a_removal_that_waited_for_work(fake_window, qtbot, dat
     assert window.settings.last_book in ("", None)
 
 
-def test_a_book_added_while_an_answer_is_written_does_not_stop_it(fake_window, qtbot, tmp_path):
+def add_while_answering(fake_window, qtbot, tmp_path, *, read: bool):
+    """Book a open and answering, then a new book `New` added."""
     window, fake, (a,) = fake_window(1, loaded=True)
     window.open_book(a)
     window.ask("Q", 0)
     qtbot.waitUntil(lambda: window.ask_task is not None, timeout=5000)
     new = tmp_path / "new.md"
     new.write_text("# New\n\n## One\n\nSome words here.\n", encoding="utf-8")
-    window.add_paths([str(new)], read=False)
+    window.add_paths([str(new)], read=read)
+    return window, fake, a
+
+
+def test_a_book_added_while_an_answer_is_written_does_not_stop_it(fake_window, qtbot, tmp_path):
+    window, fake, a = add_while_answering(fake_window, qtbot, tmp_path, read=False)
     qtbot.waitUntil(lambda: len(window.library.list_books()) == 2, timeout=5000)
     qtbot.waitUntil(lambda: "it is in the library" in window.statusBar().currentMessage(), timeout=5000)
     assert str(window.book_id) == str(a)
@@ -75,13 +81,7 @@ def test_a_book_added_while_an_answer_is_written_does_not_stop_it(fake_window, q
 
 
 def test_a_book_added_while_an_answer_is_written_is_read_beside_it(fake_window, qtbot, tmp_path):
-    window, fake, (a,) = fake_window(1, loaded=True)
-    window.open_book(a)
-    window.ask("Q", 0)
-    qtbot.waitUntil(lambda: window.ask_task is not None, timeout=5000)
-    new = tmp_path / "new.md"
-    new.write_text("# New\n\n## One\n\nSome words here.\n", encoding="utf-8")
-    window.add_paths([str(new)])
+    window, fake, a = add_while_answering(fake_window, qtbot, tmp_path, read=True)
     qtbot.waitUntil(lambda: window.ingest_book_id is not None, timeout=5000)
     added = window.ingest_book_id
     assert str(added) != str(a) and str(window.book_id) == str(a)
