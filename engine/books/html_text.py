@@ -105,10 +105,11 @@ def _html_parser(data: bytes) -> html.HTMLParser:
         encoding = "utf-8"
     except UnicodeDecodeError:
         encoding = _declared_encoding(data)
+    options = {"no_network": True, "remove_comments": True, "remove_pis": True}
     try:
-        return html.HTMLParser(encoding=encoding, no_network=True, remove_comments=True, remove_pis=True)
+        return html.HTMLParser(encoding=encoding, **options)
     except LookupError:  # a charset Python knows and libxml2 does not
-        return html.HTMLParser(encoding="cp1252", no_network=True, remove_comments=True, remove_pis=True)
+        return html.HTMLParser(encoding="cp1252", **options)
 
 
 def parse_markup(data: bytes, name: str) -> etree._Element | None:

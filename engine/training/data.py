@@ -115,12 +115,13 @@ def passkey_example(tokenizer, total: int, depth: float, rng: random.Random, *, 
     if latest < 0:
         raise ValueError(f"{total} tokens are too few for the passkey prompt")
     before = int(round(depth * latest))
-    offset = rng.randrange(len(filler)) if filler_offset is None and not whole_fillers else (filler_offset or 0)
     if whole_fillers:  # whole fillers before and after the key, the same number at every depth
         offset = 0
         total -= body % len(filler)
         body -= body % len(filler)
         before -= before % len(filler)
+    else:
+        offset = rng.randrange(len(filler)) if filler_offset is None else filler_offset
     after = body - before
     prefix = intro + _repeat_to(filler, before, offset)
     marks = _span(len(prefix), needle)
