@@ -27,8 +27,8 @@ def add_common_options(parser: argparse.ArgumentParser, *, model: bool = False, 
                             help="let --model name a Hugging Face hub id and download it (needs a network)")
         if dtype:
             parser.add_argument("--dtype", default="auto", choices=PRECISIONS,
-                                help="the weights' precision (auto: bfloat16 on CUDA, float32 on CPU; bfloat16 "
-                                     "is much faster on CPUs with AMX); the memory itself stays float32")
+                                help="the weights' precision (auto: bfloat16 on CUDA GPUs from Ampere on, else "
+                                     "float32; bfloat16 is much faster on CPUs with AMX); the memory itself stays float32")
 
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")

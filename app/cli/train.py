@@ -131,7 +131,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "the filler between is written with a straight-through gradient (long examples, cheaply)")
     parser.add_argument("--no-checkpointing", action="store_true", help="keep all activations (faster, more memory)")
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
-                        help="bf16 autocast for the base model (auto: on CUDA only; the memory stays float32)")
+                        help="bf16 autocast for the base model (auto: on CUDA GPUs from Ampere on; the memory stays float32)")
     parser.add_argument("--save-every", type=positive_int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--export", default=None, help="also copy the final adapter here (e.g. resources/adapters/...)")

@@ -112,10 +112,25 @@ def _recall_example(tokenizer, text_ids, total, depth, rng, segment):
     if prose_length < 0 or room < 0 or len(text_ids) < prose_length:  # else the question would be cut short
         raise EvaluationError(f"The text is too short for a recall test with {segment}-token segments "
                               f"({len(text_ids)} tokens); give a longer text or a larger --max-tokens.")
-    position = int(round(depth * min(room, prose_length)))
     prose = text_ids[:prose_length]
+    position = _sentence_start(tokenizer, prose, int(round(depth * min(room, prose_length))))
     ids = prose[:position] + fact + prose[position:] + question + answer_ids
     return data.Example(ids, [], name, answer_ids, total - answer_room)
+
+
+SENTENCE_ENDS = (".", "!", "?", "\n", '."', '!"', '?"', ".'", ".)")
+
+
+def _sentence_start(tokenizer, ids: list[int], position: int, reach: int = 512) -> int:
+    """The start of the sentence holding `position`, if one begins within `reach` tokens before it.
+
+    A fact spliced in mid-sentence ("and the LORD The archivist is called Mara. said unto") is
+    garbled text the model would also have to see through; between sentences it reads as prose.
+    """
+    for start in range(position, max(0, position - reach), -1):
+        if tokenizer.decode(ids[start - 1:start]).rstrip(" ").endswith(SENTENCE_ENDS):
+            return start
+    return 0 if position <= reach else position
 
 
 @torch.inference_mode()

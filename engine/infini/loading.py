@@ -199,8 +199,14 @@ def resolve_model_folder(ref: str | os.PathLike | None, allow_download: bool | N
     )
 
 
+def bf16_native(device: torch.device) -> bool:
+    """bfloat16 is native on CUDA GPUs from Ampere (compute capability 8.0) on; older ones (T4,
+    V100) emulate it far slower than float32, so "auto" gives them float32."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def pick_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
-    """CUDA in bfloat16 when present, else the CPU in float32; either can be chosen explicitly."""
+    """CUDA when present (bfloat16 where native), else the CPU in float32; either can be chosen explicitly."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -218,7 +224,7 @@ def pick_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device
     elif chosen.type == "mps" and not torch.backends.mps.is_available():
         raise ModelError("The Apple GPU (mps) was asked for but is not available; use --device cpu.")
     if dtype == "auto":
-        return chosen, (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
+        return chosen, (torch.bfloat16 if bf16_native(chosen) else torch.float32)
     if dtype not in DTYPES:
         raise ModelError(f"Unknown precision {dtype!r}; choose auto, float32, bfloat16 or float16.")
     return chosen, DTYPES[dtype]

@@ -149,3 +149,19 @@ def test_perplexity_of_a_single_token_is_one_sentence(model, tokenizer):
     one = tokenizer.decode(tokenizer.encode("a", add_special_tokens=False)[:1])
     with pytest.raises(EvaluationError, match="shorter than two tokens"):
         ppl_with_control(model, one)
+
+
+def test_recall_plants_the_fact_between_sentences(tokenizer):
+    """The fact follows a sentence's end ("…unto Moses. The archivist is called …"), never the
+    middle of one, at every depth."""
+    from engine.evaluation.tasks import SENTENCE_ENDS, _recall_example
+
+    text_ids = data._encode(tokenizer, public_domain_text("kjv")[:20000])
+    for depth in (0.1, 0.3, 0.5, 0.7, 0.9):
+        rng = random.Random(depth)
+        draw = random.Random(depth)
+        subject, name = draw.choice(data.FACT_SUBJECTS), draw.choice(data.FACT_NAMES)
+        fact = data.fact_tokens(tokenizer, subject, name)[0]
+        example = _recall_example(tokenizer, text_ids, 16 * SEGMENT, depth, rng, SEGMENT)
+        at = next(i for i in range(len(example.ids)) if example.ids[i:i + len(fact)] == fact)
+        assert at > 0 and tokenizer.decode(example.ids[at - 1:at]).rstrip(" ").endswith(SENTENCE_ENDS), depth

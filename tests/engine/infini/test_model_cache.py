@@ -157,6 +157,7 @@ def test_a_missing_gpu_index_or_mps_is_refused_before_the_model_moves(monkeypatc
             pick_device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     with pytest.raises(ModelError, match="no CUDA device 3: this machine has 1"):
         pick_device("cuda:3")
     assert pick_device("cuda:0")[0] == torch.device("cuda:0")
@@ -202,3 +203,20 @@ def test_a_model_too_big_for_the_gpu_is_one_sentence(tmp_path, tokenizer, monkey
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", classmethod(load_then_fail_to_move))
     with pytest.raises(ModelError, match="does not fit in the memory of cpu; use --device cpu or choose a smaller"):
         load_base_model(str(folder), device="cpu")
+
+
+@pytest.mark.parametrize(("capability", "dtype", "autocast"), [((9, 0), torch.bfloat16, True),
+                                                                 ((7, 5), torch.float32, False)])
+def test_auto_precision_is_bfloat16_only_on_gpus_that_run_it_natively(monkeypatch, capability, dtype, autocast):
+    """A T4 or V100 (before Ampere) emulates bfloat16 far slower than float32: auto gives it float32."""
+    from engine.training.trainer import mixed_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert pick_device("cuda") == (torch.device("cuda"), dtype)
+    assert pick_device("cuda", "bfloat16")[1] == torch.bfloat16  # asked for explicitly: given
+    # (a CPU-only torch cannot build a CUDA autocast: what it would be asked for is what counts)
+    monkeypatch.setattr(torch, "autocast", lambda device_type, dtype, enabled: (device_type, dtype, enabled))
+    assert mixed_precision(torch.device("cuda"), "auto") == ("cuda", torch.bfloat16, autocast)
+    assert mixed_precision(torch.device("cuda"), "bf16") == ("cuda", torch.bfloat16, True)
