@@ -7,6 +7,7 @@ Three passes over the same N tokens of real prose, cut into the same segments:
 The passes take turns segment by segment, and each segment's fastest of `repeats` runs counts.
 """
 
+import functools
 import resource
 import time
 from collections.abc import Callable
@@ -48,16 +49,29 @@ def prose_token_ids(model: InfiniModel, tokens: int) -> list[int]:
     return ids[:tokens]
 
 
-def _timed(work, *args):
+def no_wait() -> None:
+    """The CPU's work is done when a call returns: nothing to wait for."""
+
+
+def waiter(device: torch.device) -> Callable[[], None]:
+    """What waits for a device's queued work: a GPU runs kernels after their launch has returned,
+    so a pass timed without waiting would be billed only its launches (and the next pass its work)."""
+    return functools.partial(torch.cuda.synchronize, device) if device.type == "cuda" else no_wait
+
+
+def _timed(work, *args, wait: Callable[[], None] = no_wait):
+    wait()  # work queued before is not billed to this pass
     started = time.perf_counter()
     result = work(*args)
+    wait()
     return time.perf_counter() - started, result
 
 
 Pass = tuple[Callable, object]  # work(segment, carry) -> next carry; the first carry
 
 
-def time_interleaved(passes: dict[str, Pass], segments: list[torch.Tensor], repeats: int = 2):
+def time_interleaved(passes: dict[str, Pass], segments: list[torch.Tensor], repeats: int = 2,
+                     wait: Callable[[], None] = no_wait):
     """Seconds per pass over all segments, and each pass's last carry (its memory, say).
 
     Segment by segment, the passes take turns on the same segment (in rotating order), and each
@@ -74,7 +88,7 @@ def time_interleaved(passes: dict[str, Pass], segments: list[torch.Tensor], repe
         for repeat in range(repeats):
             shift = (index + repeat) % len(names)
             for name in names[shift:] + names[:shift]:
-                elapsed, results[name] = _timed(passes[name][0], segment, carries[name])
+                elapsed, results[name] = _timed(passes[name][0], segment, carries[name], wait=wait)
                 best[name] = min(best[name], elapsed)
         carries = results
         for name in names:
@@ -105,7 +119,8 @@ def prose_speeds(model: InfiniModel, passes: dict[str, Pass], tokens: int, repea
     """Tokens/s of each pass over the same `tokens` tokens of prose, and each pass's last carry."""
     ids = torch.tensor([prose_token_ids(model, tokens)], device=model.device)
     with torch.inference_mode():
-        totals, carries = time_interleaved(passes, list(ids.split(model.segment, dim=1)), repeats)
+        totals, carries = time_interleaved(passes, list(ids.split(model.segment, dim=1)), repeats,
+                                           wait=waiter(model.device))
     return {name: tokens / seconds for name, seconds in totals.items()}, carries
 
 

@@ -14,3 +14,25 @@ def test_bench_ingest_reports_every_key_and_a_fixed_memory(tokenizer):
     assert short["memory_bytes"] == long["memory_bytes"] > 0
     assert long["kv_cache_bytes"] == 5 * short["kv_cache_bytes"]
     assert all(long[k] > 0 for k in ("infini_tokens_per_s", "baseline_tokens_per_s", "backbone_tokens_per_s"))
+
+
+def test_each_pass_is_billed_the_device_work_it_queued():
+    """On a GPU a call returns once its kernels are queued: the timer waits for the device before
+    and after each pass, so a pass's queued work counts for it and not for the pass after it."""
+    import time
+
+    import torch
+
+    from engine.infini.bench import no_wait, time_interleaved, waiter
+
+    queued = []
+
+    def wait():  # a device that takes 20 ms to run what a pass queued
+        while queued:
+            queued.pop()
+            time.sleep(0.02)
+
+    passes = {"queues": (lambda segment, carry: queued.append(1), None), "idle": (lambda segment, carry: None, None)}
+    totals, _ = time_interleaved(passes, [torch.zeros(1)] * 3, repeats=1, wait=wait)
+    assert totals["queues"] >= 0.06 and totals["idle"] < 0.03, totals
+    assert waiter(torch.device("cpu")) is no_wait
