@@ -59,6 +59,6 @@ def test_the_experimental_passkey_adapter_finds_the_key_only_through_memory():
     assert engine.segment == 1024
     rows = passkey(engine, [3072], ["start", "end"], samples=1, seed=3, batch=2)
     # The key's five digits through memory and never without it. Where the answer stops is not
-    # reliable yet (stage 21 still adds a sixth digit at 8K tokens; see its model card), so this
+    # reliable yet (stage 22 still adds a sixth digit at 8K tokens; see its model card), so this
     # checks retrieval, the "starts right" count, and the control's exact count.
     assert [(r["memory_prefix"], r["control"]) for r in rows] == [(1, 0), (1, 0)], rows
