@@ -158,8 +158,7 @@ def test_recall_plants_the_fact_between_sentences(tokenizer):
 
     text_ids = data._encode(tokenizer, public_domain_text("kjv")[:20000])
     for depth in (0.1, 0.3, 0.5, 0.7, 0.9):
-        rng = random.Random(depth)
-        draw = random.Random(depth)
+        rng, draw = random.Random(depth), random.Random(depth)  # `draw` repeats the example's first draws
         subject, name = draw.choice(data.FACT_SUBJECTS), draw.choice(data.FACT_NAMES)
         fact = data.fact_tokens(tokenizer, subject, name)[0]
         example = _recall_example(tokenizer, text_ids, 16 * SEGMENT, depth, rng, SEGMENT)
