@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 
 from engine.assistant import (
+    NO_ANSWER,
     ask,
     choose_chapter,
     export_markdown,
@@ -35,7 +36,7 @@ from engine.assistant import (
 from engine.reading import IngestEvent, ReadStatus, StaleMemory, ingest, read_status
 
 __all__ = [
-    "EngineInfo", "IngestEvent", "ReadStatus", "StaleMemory", "ask", "choose_chapter", "engine_info",
+    "NO_ANSWER", "EngineInfo", "IngestEvent", "ReadStatus", "StaleMemory", "ask", "choose_chapter", "engine_info",
     "export_markdown", "ingest", "load_engine", "open_library", "plan_question", "read_status",
     "summarize_book", "summarize_chapter",
 ]

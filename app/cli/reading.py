@@ -149,9 +149,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
                    "total_s": time.monotonic() - began})
             return 0
         print(f"[as of chapter {plan.chapter_idx + 1}: {chapter.title}]", file=sys.stderr)
-        _stream_answer(pieces)
+        answer, _ = _stream_answer(pieces)
         print()
+        _say_if_blank(answer)
     return 0
+
+
+def _say_if_blank(answer: str) -> None:
+    """An answer of nothing but blank lines is not stored: say so rather than leave an empty line."""
+    if not answer.strip():
+        fail(api.NO_ANSWER)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -185,6 +192,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
                        "answer": answer, "stopped": not finished})
             else:
                 print("" if finished else " [stopped]")
+                if finished:
+                    _say_if_blank(answer)
 
 
 def _answer_turn(pieces, *, echo: bool) -> tuple[str, bool]:

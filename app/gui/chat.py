@@ -225,10 +225,12 @@ class ChatPanel(QWidget):
             self._streaming.set_markdown(self._buffer)
             self._dirty = False
 
-    def end_answer(self, note: str | None = None) -> None:
+    def end_answer(self, note: str | None = None, *, if_blank: str | None = None) -> None:
+        """Show the answer as it ended, with `note` under it (or `if_blank` when it said nothing)."""
         self._timer.stop()
         if self._streaming is not None:
             text = self._buffer
+            note = note or (if_blank if not text.strip() else None)
             if note:
                 text = (text + "\n\n" if text.strip() else "") + f"*{note}*"
             self._streaming.set_markdown(text)
@@ -240,7 +242,7 @@ class ChatPanel(QWidget):
         """End an answer that failed; one that failed before its first piece (a question too
         long, say) stored nothing, so it leaves the conversation with its question, and the
         question goes back into the empty input field to be shortened or asked again."""
-        if self._streaming is None or self._buffer or self.bubbles[-1] is not self._streaming:
+        if self._streaming is None or self._buffer.strip() or self.bubbles[-1] is not self._streaming:
             self.end_answer()
             return
         question = self.bubbles[-2].markdown  # begin_answer added the question, then the answer

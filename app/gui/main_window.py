@@ -859,7 +859,7 @@ class MainWindow(QMainWindow):
             self.ask_task = self.runner.start(
                 "ask", job,
                 on_chunk=self.chat.append_chunk,
-                on_done=lambda _r: self.chat.end_answer(),
+                on_done=lambda _r: self.chat.end_answer(if_blank=api.NO_ANSWER),
                 on_cancelled=lambda: self.chat.end_answer("Stopped."),
                 on_failed=self._ask_failed,
                 on_ended=self._ask_ended,

@@ -22,6 +22,7 @@ from .decoding import TextDecoder
 
 HISTORY_MESSAGES = 6  # recent turns: three questions and their answers
 HISTORY_MIN_TOKENS = 256
+NO_ANSWER = "The model gave no answer, so the question was not kept; try asking it another way."
 
 
 @dataclass
@@ -191,9 +192,10 @@ def ask(library, book_id: int, engine, question: str, *, as_of: int | None = Non
 
     Checks happen at the call (errors surface before any text). The question and its answer are
     stored together, in one transaction, when generation ends, also when it is cancelled or
-    abandoned part-way; an answer dropped, failed or stopped before its first piece stores
-    nothing, so no question is left in the history without its answer. Both messages carry
-    their as-of chapter.
+    abandoned part-way; an answer dropped, failed or stopped before it said anything (blank
+    lines are nothing) stores nothing, so no question is left in the history without its
+    answer (the window and the command line then show `NO_ANSWER`). Both messages carry their
+    as-of chapter.
     """
     plan = plan_question(library, book_id, engine, question, as_of, max_new_tokens=max_new_tokens)
     state = load_state(library, book_id, plan.chapter_idx, engine)
@@ -204,9 +206,8 @@ def ask(library, book_id: int, engine, question: str, *, as_of: int | None = Non
             yield from generate_text(engine, plan.prompt_ids, state, max_new_tokens=max_new_tokens,
                                      should_cancel=should_cancel, into=pieces)
         finally:
-            if pieces:
-                library.add_messages(book_id, [("user", question.strip()), ("assistant", "".join(pieces).strip())],
-                                     plan.chapter_idx)
+            if said := "".join(pieces).strip():
+                library.add_messages(book_id, [("user", question.strip()), ("assistant", said)], plan.chapter_idx)
 
     return answer()
 

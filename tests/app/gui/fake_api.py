@@ -12,6 +12,7 @@ import time
 import types
 from pathlib import Path
 
+from engine.assistant.ask import NO_ANSWER
 from engine.errors import Cancelled
 from engine.library import Library
 from engine.reading.events import IngestEvent
@@ -27,6 +28,8 @@ class FakeEngine:
 
 
 class FakeApi:
+    NO_ANSWER = NO_ANSWER
+
     def __init__(self, fingerprint: str = FINGERPRINT) -> None:
         """`fingerprint`: the loaded model's; another than FINGERPRINT makes the books read up front stale."""
         self.fingerprint = fingerprint

@@ -116,3 +116,15 @@ def test_reread_from_the_start_while_the_book_is_read_says_so(fake_window, qtbot
     fake.proceed.set()
     wait_idle(qtbot, window, timeout=5000)
     assert fake.calls.count(("ingest", a)) == 1
+
+
+def test_an_answer_of_blank_lines_says_the_model_gave_none(fake_window, qtbot):
+    """The engine keeps neither such an answer nor its question; the window says so under it."""
+    window, fake, (a,) = fake_window(1, loaded=True)
+    window.open_book(a)
+    fake.ask = lambda library, book_id, engine, question, **options: iter(["\n", "\n\n"])
+    fake.proceed.set()
+    window.ask("Q", 0)
+    wait_idle(qtbot, window, timeout=5000)
+    assert window.chat.bubbles[-1].markdown.strip() == f"*{fake.NO_ANSWER}*"
+    assert window.library.messages(a) == []

@@ -64,13 +64,29 @@ def test_streamed_pieces_never_split_a_character():
 # -- ask -------------------------------------------------------------------------------------------
 
 
-def test_ask_streams_and_stores_both_messages_with_their_chapter(library, tmp_path):
+def test_ask_streams_and_stores_both_messages_with_their_chapter(library, tmp_path, monkeypatch):
     book = read_book(library, tmp_path)
+    writes(tiny(), monkeypatch, " The numbers of the bridges.\n")
     pieces = list(api.ask(library, book.id, tiny(), "What did the traveller write down?", max_new_tokens=12))
+    assert len(pieces) > 1
     messages = library.messages(book.id)
     assert [(m.role, m.as_of_chapter) for m in messages] == [("user", 3), ("assistant", 3)]
     assert messages[0].content == "What did the traveller write down?"
-    assert messages[1].content == "".join(pieces).strip()
+    assert messages[1].content == "".join(pieces).strip() == "The numbers of the bridges."
+
+
+def test_an_answer_of_blank_lines_is_not_stored(library, tmp_path):
+    """The tiny random model answers with newlines only: neither they nor the question are kept,
+    finished or stopped part-way."""
+    engine = tiny()
+    book = read_book(library, tmp_path, chapters=2)
+    pieces = list(api.ask(library, book.id, engine, "Anything?", max_new_tokens=12))
+    assert pieces and not "".join(pieces).strip()
+    calls = []
+    with pytest.raises(Cancelled):
+        list(api.ask(library, book.id, engine, "Go on?", max_new_tokens=12,
+                     should_cancel=lambda: calls.append(1) or len(calls) > 3))
+    assert library.messages(book.id) == []
 
 
 def test_spoiler_free_by_construction(library, tmp_path, monkeypatch):
@@ -78,6 +94,7 @@ def test_spoiler_free_by_construction(library, tmp_path, monkeypatch):
     not in the memory (exactly the memory after chapter 2), not through earlier chat turns."""
     engine = tiny()
     book = read_book(library, tmp_path, chapters=4, facts={3: SECRET})
+    writes(engine, monkeypatch, "A keeper.")  # stored, so the last check can see its chapter
     spy = Spy(engine, monkeypatch)
     # A turn asked as of the last chapter mentions the secret; it must not come back as of chapter 2.
     list(api.ask(library, book.id, engine, "Is the keeper Zebediah Quillfeather?", max_new_tokens=4))
@@ -131,15 +148,18 @@ def test_ask_refuses_chapters_not_read(library, tmp_path):
     assert library.messages(book.id) == []  # nothing stored for a refused question
 
 
-def test_cancelled_answer_keeps_what_was_said(library, tmp_path):
+def test_cancelled_answer_keeps_what_was_said(library, tmp_path, monkeypatch):
     engine = tiny()
     book = read_book(library, tmp_path, chapters=2)
+    writes(engine, monkeypatch, "He crossed the bridge and then the meadow and then the river.")
     calls = []
     pieces = api.ask(library, book.id, engine, "Go on?", max_new_tokens=50,
                      should_cancel=lambda: calls.append(1) or len(calls) > 3)
     with pytest.raises(Cancelled):
         list(pieces)
-    assert [m.role for m in library.messages(book.id)] == ["user", "assistant"]
+    messages = library.messages(book.id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].content and "He crossed the bridge and then the meadow".startswith(messages[1].content)
 
 
 def test_a_question_whose_answer_produced_nothing_is_not_stored(library, tmp_path, monkeypatch):

@@ -44,6 +44,6 @@ def writes(engine, monkeypatch, text: str, *, whole_book: str | None = None) -> 
 
     def generate(prompt_ids, state, **options):
         final = whole_book is not None and "summary of the whole book" in engine.tokenizer.decode(prompt_ids)
-        return iter(engine.tokenizer.encode(whole_book if final else text, add_special_tokens=False))
+        yield from engine.tokenizer.encode(whole_book if final else text, add_special_tokens=False)
 
     monkeypatch.setattr(engine, "generate", generate)
