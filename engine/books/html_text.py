@@ -135,12 +135,42 @@ _CELL = {"td", "th"}
 _SKIP = {"script", "style", "head", "noscript", "template", "title", "object", "embed", "iframe"}
 _SPACE = re.compile(r"[ \t\r\n\f\v\u00a0\u200b]+")
 _EPUB_TYPE = "{http://www.idpf.org/2007/ops}type"
+# What a footnote reference shows: "1", "[12]", "(iv)", "*", "†", "a". Glued to the word it follows
+# ("sea12"), it would reach the memory as a different word.
+_NOTE_MARKER = re.compile(r"[\[(]?(?:\d{1,4}|[*\u2020\u2021\u00a7\u00b6]{1,3}|[a-z]|[ivxlc]{1,6})[\])]?", re.I)
+_NOTE_CLASSES = {"fnanchor", "noteref", "footnote-ref", "footnoteref", "footnote-reference", "fn-ref", "note-ref"}
 
 
 def _local(tag: object) -> str | None:
     if not isinstance(tag, str):
         return None
     return tag.rsplit("}", 1)[-1].lower()
+
+
+def _is_note_reference(el: etree._Element, tag: str) -> bool:
+    """A footnote's mark in the running text (the link to the note, not the note itself).
+
+    Marked so by EPUB 3 (epub:type="noteref"), DPUB-ARIA (role="doc-noteref") or a usual class
+    (Project Gutenberg's "fnanchor"); else an in-book link showing only a marker that is raised
+    (in or around <sup>) or bracketed: "[12]", "<sup>3</sup>". The note's own text is kept.
+    """
+    if tag != "a" and tag != "sup":
+        return False
+    if "noteref" in el.get(_EPUB_TYPE, "").split() or "doc-noteref" in el.get("role", "").split():
+        return True
+    if tag == "sup":  # <sup><a href="#n3">3</a></sup>: the raised mark around a link
+        links = [child for child in el if _local(child.tag) == "a"]
+        return len(links) == 1 and not (el.text or "").strip() and _is_note_reference(links[0], "a")
+    href = el.get("href", "")
+    if "#" not in href or "://" in href:
+        return False
+    if _NOTE_CLASSES & set(el.get("class", "").lower().split()):
+        return True
+    marker = "".join(el.itertext()).strip()
+    if not _NOTE_MARKER.fullmatch(marker):
+        return False
+    raised = _local(getattr(el.getparent(), "tag", None)) == "sup" or any(_local(c.tag) == "sup" for c in el)
+    return raised or marker[0] in "[("
 
 
 class _Writer:
@@ -216,7 +246,7 @@ def element_text(root: etree._Element) -> tuple[str, dict[str, int]]:
         if event == "start":
             if tag is None:
                 continue
-            if tag in _SKIP or el.get(_EPUB_TYPE, "").find("pagebreak") >= 0:
+            if tag in _SKIP or el.get(_EPUB_TYPE, "").find("pagebreak") >= 0 or _is_note_reference(el, tag):
                 skip_until = el
                 if ident := el.get("id"):
                     w.anchor(ident)

@@ -78,3 +78,27 @@ def test_tag_soup_in_a_charset_libxml2_does_not_know_is_still_read() -> None:
             ).encode("mac-roman")
     text, _, _ = html_to_text(page, "c.xhtml")  # read as windows-1252: one letter off, not a refusal
     assert text.startswith("Caf") and text.endswith("ok.")
+
+
+_OPS = 'xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"'
+
+
+@pytest.mark.parametrize("reference", [
+    '<a epub:type="noteref" href="#n1">1</a>',  # EPUB 3
+    '<a role="doc-noteref" href="#n1">*</a>',  # DPUB-ARIA
+    '<a id="FNanchor_1_1" href="#Footnote_1_1" class="fnanchor">[1]</a>',  # Project Gutenberg
+    '<sup><a href="notes.xhtml#n12" id="r12">12</a></sup>',
+    '<a href="notes.xhtml#n12"><sup>12</sup></a>',
+    '<a href="#n4">[iv]</a>',
+])
+def test_a_footnote_mark_is_not_glued_to_the_word_before_it(reference: str) -> None:
+    page = f'<html {_OPS}><body><p>The sea{reference} was calm.</p><aside epub:type="footnote" id="n1"><p>Calm indeed.</p></aside></body></html>'
+    text, _, _ = html_to_text(page.encode(), "c.xhtml")
+    assert text == "The sea was calm.\n\nCalm indeed."
+
+
+def test_links_and_raised_text_that_are_not_footnote_marks_stay() -> None:
+    page = (f'<html {_OPS}><body><p>See <a href="#ch2">chapter 2</a>, <a href="#p3">3</a>, x<sup>2</sup>, the '
+            '1<sup>st</sup> and <a href="https://example.org/#a"><sup>1</sup></a>.</p></body></html>')
+    text, _, _ = html_to_text(page.encode(), "c.xhtml")
+    assert text == "See chapter 2, 3, x2, the 1st and 1."
