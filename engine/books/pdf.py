@@ -119,32 +119,70 @@ def _unpacks_too_far(name: str) -> BookError:
                      "hostile file); Infinibook will not open it.")
 
 
-def _content_bytes(page, decoded: dict[tuple[int, int], int]) -> int:  # noqa: ANN001
-    """Decoded size of a page's content streams; a stream shared by pages is decoded once."""
-    contents = page.get("/Contents")
+# "/Name Do": draw the XObject of that name (PDF 32000-1, 8.8); text extraction enters a form
+# XObject at every such call, so a small form drawn many times costs its size each time.
+_DRAW_XOBJECT = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s+Do\b")
+
+
+def _key(ref) -> tuple[int, int] | int:  # noqa: ANN001
+    """The identity of a PDF object: its number when indirect (what sharing goes by)."""
+    return (ref.idnum, ref.generation) if isinstance(ref, IndirectObject) else id(ref)
+
+
+def _resources(holder, inherited=None):  # noqa: ANN001, ANN202
+    """A page's or form's /Resources as stored (a reference when shared), else `inherited`."""
+    return holder.raw_get("/Resources") if "/Resources" in holder else inherited
+
+
+def _drawn_bytes(data: bytes, resources, memo: dict, active: set) -> int:  # noqa: ANN001
+    """Bytes text extraction goes through to draw `data`: its own and, for every form XObject
+    it draws, that form's drawn bytes again (once per call; each distinct form decoded once)."""
+    total = len(data)
+    names = _DRAW_XOBJECT.findall(data)
+    xobjects = resources.get_object().get("/XObject") if names and resources is not None else None
+    if xobjects is None:
+        return total
+    xobjects = xobjects.get_object()
+    for name in names:
+        ref = xobjects.raw_get("/" + name.decode("latin-1")) if "/" + name.decode("latin-1") in xobjects else None
+        form = ref.get_object() if ref is not None else None
+        if form is None or form.get("/Subtype") != "/Form":
+            continue
+        key = (_key(ref), _key(resources))  # the same form under other resources draws other things
+        if key in active:  # a form that draws itself: extraction skips the cycle
+            continue
+        if key not in memo:
+            active.add(key)
+            memo[key] = _drawn_bytes(form.get_data(), _resources(form, resources), memo, active)
+            active.discard(key)
+        total += memo[key]
+    return total
+
+
+def _content_bytes(page, memo: dict) -> int:  # noqa: ANN001
+    """Decoded size of a page's content streams and of the form XObjects they draw; a stream
+    shared by pages is decoded once."""
+    contents = page.raw_get("/Contents") if "/Contents" in page else None
     if contents is None:
         return 0
     streams = contents.get_object()
+    resources = _resources(page)
     total = 0
     for ref in (list(streams) if isinstance(streams, ArrayObject) else [contents]):
-        key = (ref.idnum, ref.generation) if isinstance(ref, IndirectObject) else None
-        if key is None or key not in decoded:
-            size = len(ref.get_object().get_data())
-            if key is None:
-                total += size
-                continue
-            decoded[key] = size
-        total += decoded[key]
+        key = (_key(ref), _key(resources))
+        if key not in memo:
+            memo[key] = _drawn_bytes(ref.get_object().get_data(), resources, memo, set())
+        total += memo[key]
     return total
 
 
 def _check_content_size(reader: PdfReader, name: str, file_bytes: int) -> None:
     """Refuse, before the slow text extraction, a PDF whose pages draw far more than it holds."""
-    decoded: dict[tuple[int, int], int] = {}
+    memo: dict = {}
     total = 0
     for page in reader.pages:
         try:
-            total += _content_bytes(page, decoded)
+            total += _content_bytes(page, memo)
         except LimitReachedError as e:
             raise _unpacks_too_far(name) from e
         except Exception:  # noqa: BLE001  an unreadable page is the extraction's to skip

@@ -18,6 +18,7 @@ from .makebooks import (
     cyclic_outline,
     deep_outline,
     epub_files,
+    form_pdf,
     lorem,
     outline_pdf_with,
     shared_content_pdf,
@@ -187,6 +188,8 @@ def build_corpus(d: Path) -> list[tuple[str, Path, str]]:
     add("PDF without a text layer", p, "OCR")
     p = shared_content_pdf(d / "shared-content.pdf")
     add("PDF pages drawing one huge shared content stream", p, "unpacks to an unreasonable size")
+    p = form_pdf(d / "form-calls.pdf", calls=200, form_kib=1024)
+    add("PDF pages drawing one form XObject hundreds of times", p, "unpacks to an unreasonable size")
     p = outline_pdf_with(d / "cyclic.pdf", cyclic_outline)
     add("cyclic PDF outline", p, "loops back")
     p = outline_pdf_with(d / "deep.pdf", deep_outline)

@@ -247,6 +247,43 @@ def shared_content_pdf(path: Path, pages: int = 40, stream_mib: int = 2) -> Path
     return path
 
 
+def form_pdf(path: Path, pages: int = 40, calls: int = 1, form_kib: int = 1) -> Path:
+    """Pages whose text is in one shared form XObject, drawn `calls` times by each page: text
+    extraction goes through the form at every call. 30 lines of text plus `form_kib` KB of padding."""
+    import zlib
+
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NameObject, StreamObject
+
+    src = build_pdf(path, [("Chapter 1", 0, lorem(1))], outline=False)
+    page = PdfReader(src).pages[0]
+    font = next(iter(page["/Resources"]["/Font"].keys()))
+    drawing = "".join(f"BT {font} 12 Tf 72 {720 - 14 * n} Td (Some words drawn through a form, line {n}.) Tj ET\n"
+                      for n in range(30)).encode()
+    drawing += b"1 0 0 1 0 0 cm\n" * (form_kib * 1024 // 15)
+    writer = PdfWriter()
+    form = StreamObject()
+    form.set_data(zlib.compress(drawing, 9))
+    form.update({NameObject("/Filter"): NameObject("/FlateDecode"), NameObject("/Type"): NameObject("/XObject"),
+                 NameObject("/Subtype"): NameObject("/Form"),
+                 NameObject("/BBox"): ArrayObject(FloatObject(v) for v in (0, 0, 612, 792)),
+                 NameObject("/Resources"): page["/Resources"]})
+    form_ref = writer._add_object(form)
+    content = StreamObject()
+    content.set_data(zlib.compress(b"/Fm0 Do\n" * calls, 9))
+    content[NameObject("/Filter")] = NameObject("/FlateDecode")
+    content_ref = writer._add_object(content)
+    resources = DictionaryObject({NameObject("/XObject"): DictionaryObject({NameObject("/Fm0"): form_ref})})
+    for _ in range(pages):
+        added = writer.add_page(page)
+        added[NameObject("/Contents")] = content_ref
+        added[NameObject("/Resources")] = resources
+    buf = io.BytesIO()
+    writer.write(buf)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
 def outline_pdf_with(path: Path, mutate) -> Path:  # noqa: ANN001
     """A 4-page PDF with a flat outline, then `mutate(writer, outline_items)` to break it."""
     from pypdf import PdfReader, PdfWriter

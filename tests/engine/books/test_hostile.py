@@ -60,7 +60,8 @@ def test_every_hostile_file_gives_its_error_and_leaves_the_library_alone(corpus:
 
 
 @pytest.mark.parametrize("name", ["zip bomb: compression ratio", "billion laughs in the OPF", "cyclic PDF outline",
-                                  "200 MB single-line text", "PDF pages drawing one huge shared content stream"])
+                                  "200 MB single-line text", "PDF pages drawing one huge shared content stream",
+                                  "PDF pages drawing one form XObject hundreds of times"])
 def test_named_hostile_cases_are_fast(corpus: dict, name: str) -> None:
     import time
 

@@ -10,7 +10,7 @@ import pytest
 from engine.books import load_book
 from engine.errors import BookError
 
-from .makebooks import build_pdf, lorem, set_page_labels
+from .makebooks import build_pdf, form_pdf, lorem, set_page_labels
 
 
 def _titles(book) -> list[str]:  # noqa: ANN001
@@ -160,3 +160,9 @@ def test_words_hyphenated_at_line_ends_are_joined(tmp_path: Path) -> None:
     text = load_book(path).chapters[0].text
     assert "extraordinarily clever" in text and "jumped over" in text
     assert "well-\nKnown" in text and "1990-\n2000" in text  # a capital or a digit after: kept as printed
+
+
+def test_text_drawn_through_a_form_xobject_is_read(tmp_path) -> None:
+    """The drawing counted for the size check: a form drawn once per page is a normal book."""
+    book = load_book(form_pdf(tmp_path / "forms.pdf", pages=3, calls=1, form_kib=4))
+    assert "".join(c.text for c in book.chapters).count("drawn through a form, line 29.") == 3
