@@ -42,10 +42,8 @@ def _utf16_without_bom(data: bytes) -> str | None:
     for ratio_ascii_side, enc in ((odd, "utf-16-le"), (even, "utf-16-be")):
         other = even if enc == "utf-16-le" else odd
         if ratio_ascii_side > 0.3 and other < 0.05:
-            try:
-                return data.decode(enc)
-            except UnicodeDecodeError:
-                return None
+            text, few_bad = _despite_a_few_bad_bytes(data, enc)  # a file cut short ends in half a character
+            return text if few_bad else None
     return None
 
 
@@ -63,7 +61,7 @@ def _legacy_encoding(sample: bytes) -> str | None:
     return next((enc for enc in _WESTERN if enc in tied), best.encoding)
 
 
-def _utf8_despite_a_few_bad_bytes(data: bytes, encoding: str = "utf-8") -> tuple[str, bool]:
+def _despite_a_few_bad_bytes(data: bytes, encoding: str = "utf-8") -> tuple[str, bool]:
     """The text with each invalid sequence replaced, and whether there are few enough of them
     (at most one character in a thousand) to call it damaged UTF-8 rather than another encoding:
     a novel should not be refused over one stray byte."""
@@ -77,7 +75,7 @@ def decode_text(data: bytes, name: str) -> str:
     text: str | None = None
     for bom, enc in _BOMS:
         if data.startswith(bom):
-            text, few_bad = _utf8_despite_a_few_bad_bytes(data[len(bom) :], enc)
+            text, few_bad = _despite_a_few_bad_bytes(data[len(bom) :], enc)
             if not few_bad:
                 raise BookError(f"'{name}' claims to be {enc.upper()} text but is not valid {enc.upper()}; re-save it as UTF-8 and add it again.")
             break
@@ -87,7 +85,7 @@ def decode_text(data: bytes, name: str) -> str:
         except UnicodeDecodeError:
             text = _utf16_without_bom(data)
     if text is None:
-        damaged, few_bad = _utf8_despite_a_few_bad_bytes(data)
+        damaged, few_bad = _despite_a_few_bad_bytes(data)
         # Valid multi-byte characters outnumbering the bad bytes: UTF-8, not a legacy code page.
         if few_bad and len(data) - len(damaged) >= damaged.count("\ufffd"):
             text = damaged

@@ -40,6 +40,15 @@ def test_encodings(tmp_path: Path, encoding: str, prefix: bytes) -> None:
     assert not book.chapters[0].text.startswith("\ufeff")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_cut_short_by_a_byte_is_read(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "novel.txt"
+    path.write_bytes((NOVEL + "\nThe end.").encode(encoding)[:-1])
+    book = load_book(path)
+    assert _titles(book) == ["Chapter 1", "Chapter 2", "Chapter 12"]
+    assert "naïvely.\n\nThe end" in book.chapters[2].text
+
+
 def test_legacy_cyrillic_encoding(tmp_path: Path) -> None:
     text = "Глава 1\n\n" + "Это был лучший из времён, это был худший из времён. " * 40
     text = "CHAPTER I.\n\n" + text + "\n\nCHAPTER II.\n\n" + text
