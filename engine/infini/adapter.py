@@ -4,6 +4,10 @@ A safetensors file holding one gate logit vector per layer (`gate.{layer}`), plu
 extras, and metadata naming the base model it was trained on and the segment length and update
 rule it was trained with. Its sha256 enters every memory fingerprint.
 
+Base weights trained as well (tiny models in tests train their MLPs and embeddings beside the
+gates) are stored as `base.{parameter name}` and copied into the model when the adapter loads:
+the base model then carries them too, `unpatched()` included.
+
 Optional LoRA weights on the attention projections (trained through peft) are stored as
 `lora.{peft state-dict key}` with their peft configuration in the metadata (`lora`). Loading
 applies them to *copies* of the projections inside the Infini layers and merges them, so
@@ -31,6 +35,7 @@ from .state import safetensors_metadata
 
 ADAPTER_FORMAT = "infinibook-adapter/1"
 LORA_PREFIX = "lora."
+BASE_PREFIX = "base."
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -112,6 +117,21 @@ def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, 
         merge_lora(model)
 
 
+def base_tensors(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Trained base weights, by parameter name, as an adapter stores them."""
+    return {BASE_PREFIX + n: w.detach().float().cpu().contiguous() for n, w in weights.items()}
+
+
+def _load_base(model: InfiniModel, tensors: dict[str, torch.Tensor], name: str) -> None:
+    named = dict(model.lm.named_parameters())
+    trained = {k[len(BASE_PREFIX):]: v for k, v in tensors.items() if k.startswith(BASE_PREFIX)}
+    if any(k not in named or named[k].shape != v.shape for k, v in trained.items()):
+        raise ModelError(f"The adapter {name} does not fit this model's layers; choose a matching adapter.")
+    with torch.no_grad():
+        for k, v in trained.items():
+            named[k].copy_(v)
+
+
 def gate_tensors(model: InfiniModel) -> dict[str, torch.Tensor]:
     return {f"gate.{i}": a.gate.detach().float().cpu().contiguous() for i, a in enumerate(model.attention)}
 
@@ -187,6 +207,7 @@ def load_adapter(model: InfiniModel, path: str | os.PathLike, *, check_base: boo
             if gate is None or gate.shape != attention.gate.shape:
                 raise ModelError(f"The adapter {path.name} does not fit this model's layers; choose a matching adapter.")
             attention.gate.copy_(gate)
+    _load_base(model, tensors, path.name)
     if metadata.get("lora"):
         _load_lora(model, tensors, metadata["lora"], path.name, merge=merge)
     model.adapter_sha = sha

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from engine.errors import TrainingError
-from engine.infini.adapter import add_lora, load_adapter, save_adapter
+from engine.infini.adapter import add_lora, base_tensors, load_adapter, save_adapter
 from engine.infini.attention import GATE_LOCAL_ONLY
 from engine.infini.loading import bf16_native
 from engine.infini.model import InfiniModel
@@ -291,11 +291,21 @@ def _lr_factor(step: int, config: TrainConfig) -> float:
 
 def save_checkpoint(path: Path, model: InfiniModel, optimizer, state: TrainState, config: TrainConfig, rng) -> None:
     params = {f"gate.{i}": a.gate.detach().cpu() for i, a in enumerate(model.attention)}
-    params |= {n: p.detach().cpu() for n, p in model.lm.named_parameters() if p.requires_grad and ".gate" not in n}
+    params |= {n: p.detach().cpu() for n, p in _trained_weights(model).items()}
     tmp = path.with_suffix(".tmp")
     torch.save({"params": params, "optimizer": optimizer.state_dict(), "state": asdict(state),
                 "config": config.to_json(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state()}, tmp)
     replace_durably(tmp, path)
+
+
+def _trained_weights(model: InfiniModel) -> dict[str, torch.nn.Parameter]:
+    """Every trained parameter but the gates: LoRA, and base weights trained as extras."""
+    return {n: p for n, p in model.lm.named_parameters() if p.requires_grad and not n.endswith(".gate")}
+
+
+def trained_extras(model: InfiniModel) -> dict[str, torch.Tensor]:
+    """Base weights trained beside the gates and LoRA (`extra_trainable`), for the adapter file."""
+    return base_tensors({n: p for n, p in _trained_weights(model).items() if "lora_" not in n})
 
 
 def load_checkpoint(path: Path, model: InfiniModel, optimizer, rng) -> TrainState:
@@ -446,7 +456,7 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
             save_checkpoint(ckpt, model, optimizer, state, config, sampler.rng)
             info = {"config": config.to_json(), "steps": state.step, "train_seconds": round(state.seconds, 1),
                     "train_tokens": state.tokens, "device": str(device)}
-            save_adapter(model, out_dir / "adapter.safetensors", info=info)
+            save_adapter(model, out_dir / "adapter.safetensors", extra=trained_extras(model), info=info)
     bar.close()
     if log_file is not None:
         log_file.close()

@@ -12,6 +12,7 @@ import random
 import pytest
 import torch
 
+from engine.errors import ModelError
 from engine.evaluation.core import Prompt, exact, score_prompts
 from engine.infini.adapter import load_adapter, read_adapter, save_adapter
 from engine.infini.model import InfiniModel
@@ -24,6 +25,7 @@ from engine.training.trainer import (
     sampler_seed,
     straight_through_write,
     trainable,
+    trained_extras,
 )
 
 SEGMENT, VOCAB, KEY, QUERY = 16, 32, 10, 11
@@ -92,21 +94,13 @@ def test_tiny_model_learns_a_key_through_memory(trained):
     assert max(float(torch.sigmoid(a.gate.detach()).max()) for a in model.attention) > 0.5
 
 
-def fresh_with_trained_base(model: InfiniModel) -> InfiniModel:
-    """A new tiny model with `model`'s MLP and embeddings: the fixture trained those too, no adapter carries them."""
-    fresh = small_vocab_model()
-    trained_params = dict(model.lm.named_parameters())
-    with torch.no_grad():
-        for name, q in fresh.lm.named_parameters():
-            if ".mlp." in name or "embed" in name:
-                q.copy_(trained_params[name])
-    return fresh
-
-
 def test_training_can_start_from_an_adapter(trained, tmp_path):
+    """The adapter carries everything trained: gates, LoRA and the base weights trained beside
+    them (this fixture's MLPs and embeddings), so a fresh model computes what the trained one does."""
     model, _ = trained
-    path = save_adapter(model, tmp_path / "adapter.safetensors")
-    fresh = fresh_with_trained_base(model)
+    path = save_adapter(model, tmp_path / "adapter.safetensors", extra=trained_extras(model))
+    assert any(name.startswith("base.") and ".mlp.gate_proj." in name for name in read_adapter(path)[0])
+    fresh = small_vocab_model()
     params = setup(fresh, tiny_config(init_adapter=str(path), gate_init=-5.0, lora_rank=2, extra_trainable=()))
     for ours, theirs in zip(fresh.attention, model.attention, strict=True):
         assert torch.equal(ours.gate, theirs.gate) and ours.gate.requires_grad  # not gate_init
@@ -115,7 +109,7 @@ def test_training_can_start_from_an_adapter(trained, tmp_path):
     assert {p.shape[0] for p in lora} | {p.shape[1] for p in lora} >= {8}  # the adapter's rank 8, not 2
     saved = read_adapter(save_adapter(fresh, tmp_path / "again.safetensors"))[0]
     for name, tensor in read_adapter(path)[0].items():
-        assert torch.equal(saved[name], tensor), name
+        assert name.startswith("base.") or torch.equal(saved[name], tensor), name
     ids, _, _ = key_batch(2, 2, torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected, _ = model.segment_forward(ids[:, :SEGMENT], model.empty_memories(2))
@@ -123,18 +117,36 @@ def test_training_can_start_from_an_adapter(trained, tmp_path):
     assert torch.allclose(expected, got, atol=1e-4)
 
 
+def test_an_adapter_whose_trained_base_weights_do_not_fit_is_refused(trained, tmp_path):
+    model, _ = trained
+    wrong = {"base.model.embed_tokens.weight": torch.zeros(3, 3)}
+    path = save_adapter(model, tmp_path / "adapter.safetensors", extra=wrong)
+    with pytest.raises(ModelError, match="does not fit this model"):
+        load_adapter(small_vocab_model(), path)
+
+
 def differs_by(x: torch.Tensor, y: torch.Tensor) -> float:
     """Largest difference, as a share of x's largest value."""
     return float((x - y).abs().max() / x.abs().max())
 
 
+def fresh_with_trained_base(model: InfiniModel) -> InfiniModel:
+    """A new tiny model with `model`'s trained MLPs and embeddings, without its gates and LoRA."""
+    fresh = small_vocab_model()
+    named = dict(fresh.lm.named_parameters())
+    with torch.no_grad():
+        for name, value in trained_extras(model).items():
+            named[name.removeprefix("base.")].copy_(value)
+    return fresh
+
+
 def test_adapter_round_trip_with_lora(trained, tmp_path):
     model, _ = trained
-    path = save_adapter(model, tmp_path / "adapter.safetensors")
+    path = save_adapter(model, tmp_path / "adapter.safetensors", extra=trained_extras(model))
     tensors, metadata = read_adapter(path)
     assert any(k.startswith("lora.") for k in tensors) and "lora" in metadata
     assert int(metadata["segment"]) == SEGMENT
-    fresh = fresh_with_trained_base(model)
+    fresh = small_vocab_model()
     load_adapter(fresh, path)
     assert fresh.adapter_sha != "none"
     ids, _, _ = key_batch(2, 2, torch.Generator().manual_seed(1))
@@ -390,6 +402,15 @@ def test_resume_continues_from_the_checkpoint(tokenizer, tmp_path):
     # every passkey step names its keys (one digit here), so hard keys can be told apart later
     assert all(len(r["answers"]) == 2 and all(a.isdigit() for a in r["answers"]) for r in records)
     assert (tmp_path / "adapter.safetensors").exists()
+
+
+def test_the_adapter_a_run_saves_carries_the_base_weights_it_trained(tokenizer, tmp_path):
+    model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
+    train(model, tiny_config(2, save_every=2, batch=2, extra_trainable=("mlp",)), tmp_path, progress=False)
+    saved = read_adapter(tmp_path / "adapter.safetensors")[0]
+    trained_mlp = {n: p for n, p in model.lm.named_parameters() if ".mlp." in n}
+    assert trained_mlp and all(torch.equal(saved[f"base.{n}"], p.detach().float()) for n, p in trained_mlp.items())
+    assert not any(name.startswith("base.") and "embed" in name for name in saved)
 
 
 def test_hundred_segments_of_streaming_stay_finite(trained):
