@@ -125,7 +125,8 @@ _DRAW_XOBJECT = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s+Do\b")
 
 
 def _key(ref) -> tuple[int, int] | int:  # noqa: ANN001
-    """The identity of a PDF object: its number when indirect (what sharing goes by)."""
+    """The identity of a PDF object: its number when indirect (what sharing goes by), else the
+    Python object's, which lives as long as the reader (pypdf keeps pages and resolved objects)."""
     return (ref.idnum, ref.generation) if isinstance(ref, IndirectObject) else id(ref)
 
 
@@ -144,7 +145,8 @@ def _drawn_bytes(data: bytes, resources, memo: dict, active: set) -> int:  # noq
         return total
     xobjects = xobjects.get_object()
     for name in names:
-        ref = xobjects.raw_get("/" + name.decode("latin-1")) if "/" + name.decode("latin-1") in xobjects else None
+        key_name = "/" + name.decode("latin-1")
+        ref = xobjects.raw_get(key_name) if key_name in xobjects else None
         form = ref.get_object() if ref is not None else None
         if form is None or form.get("/Subtype") != "/Form":
             continue
