@@ -63,8 +63,8 @@ def _legacy_encoding(sample: bytes) -> str | None:
 
 def _despite_a_few_bad_bytes(data: bytes, encoding: str = "utf-8") -> tuple[str, bool]:
     """The text with each invalid sequence replaced, and whether there are few enough of them
-    (at most one character in a thousand) to call it damaged UTF-8 rather than another encoding:
-    a novel should not be refused over one stray byte."""
+    (at most one character in a thousand) to call it damaged text in `encoding` rather than text
+    in another: a novel should not be refused over one stray byte."""
     text = data.decode(encoding, errors="replace")
     return text, text.count("\ufffd") <= max(1, len(text) // 1000)
 
