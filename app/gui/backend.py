@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .settings import EngineConfig
+from .settings import EngineConfig, adapter_argument
 
 
 def default_api():
@@ -58,6 +58,8 @@ class Backend:
             accepted = {}
         if "dtype" in accepted and config.dtype and config.dtype != "auto":
             kwargs["dtype"] = config.dtype
+        if "adapter" in accepted and config.adapter:
+            kwargs["adapter"] = adapter_argument(config.adapter)
         return load(config.model or None, **kwargs)
 
     def engine_info(self, engine):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 from PySide6.QtCore import QSettings
@@ -23,6 +24,8 @@ from PySide6.QtWidgets import (
 
 from app.cli.common import PRECISIONS
 
+from .resources import resources_dir
+
 DEVICES = ["auto", "cpu", "cuda"]
 DTYPES = PRECISIONS  # the command line's --dtype choices
 RULES = ["", "delta", "linear"]  # "" = the adapter's own rule
@@ -30,19 +33,22 @@ RULES = ["", "delta", "linear"]  # "" = the adapter's own rule
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """What the engine is loaded with. Model, segment and rule change the memory fingerprint."""
+    """What the engine is loaded with. Model, adapter, segment and rule change the memory fingerprint."""
 
     model: str = ""  # "" = the embedded default model
     device: str = "auto"
     dtype: str = "auto"
     segment: int = 0  # 0 = the adapter's / model's default
     rule: str = ""
+    adapter: str = ""  # "" = the model's default adapter, "none" = untrained gates, else an adapter file
 
     def describe(self) -> str:
         model = os.path.basename(self.model.rstrip("/")) if self.model else "embedded SmolLM2-135M-Instruct"
         parts = [model, self.device]
         if self.dtype != "auto":
             parts.append(self.dtype)
+        if self.adapter:
+            parts.append(f"adapter {adapter_label(self.adapter)}")
         if self.segment:
             parts.append(f"segment {self.segment}")
         if self.rule:
@@ -50,7 +56,24 @@ class EngineConfig:
         return " · ".join(parts)
 
     def fingerprint_fields(self) -> tuple:
-        return (self.model, self.segment, self.rule)
+        return (self.model, self.adapter, self.segment, self.rule)
+
+
+def adapter_label(adapter: str) -> str:
+    return "none (untrained gates)" if adapter == "none" else os.path.basename(adapter).removesuffix(".safetensors")
+
+
+def shipped_adapters() -> list[str]:
+    """The adapter files that come with Infinibook, by file name: kept so in the settings, they
+    still load once the program has moved (their model cards lie beside them)."""
+    return sorted(p.name for p in (resources_dir() / "adapters").glob("*.safetensors"))
+
+
+def adapter_argument(adapter: str) -> str:
+    """What `load_engine(adapter=...)` takes for a setting: a shipped file's name becomes its path."""
+    if adapter in ("", "none"):
+        return adapter or "default"
+    return str(resources_dir() / "adapters" / adapter) if os.path.basename(adapter) == adapter else adapter
 
 
 class AppSettings:
@@ -156,7 +179,7 @@ class AppSettings:
 
 
 class SettingsDialog(QDialog):
-    """Model, device, dtype, segment length, update rule, data directory."""
+    """Model, device, dtype, adapter, segment length, update rule, data directory."""
 
     def __init__(self, config: EngineConfig, data_dir: str, parent: QWidget | None = None):
         super().__init__(parent)
@@ -167,15 +190,7 @@ class SettingsDialog(QDialog):
         self.model = QLineEdit(config.model)
         self.model.setPlaceholderText("embedded SmolLM2-135M-Instruct (offline)")
         self.model.setClearButtonEnabled(True)
-        pick_dir = QPushButton("Folder…")
-        pick_dir.clicked.connect(self._pick_model_dir)
-        pick_gguf = QPushButton("GGUF…")
-        pick_gguf.clicked.connect(self._pick_model_file)
-        row = QHBoxLayout()
-        row.addWidget(self.model, 1)
-        row.addWidget(pick_dir)
-        row.addWidget(pick_gguf)
-        form.addRow("Model", row)
+        form.addRow("Model", self._row(self.model, ("Folder…", self._pick_model_dir), ("GGUF…", self._pick_model_file)))
 
         self.device = QComboBox()
         self.device.addItems(DEVICES)
@@ -195,6 +210,14 @@ class SettingsDialog(QDialog):
         self.segment.setSuffix(" tokens")
         form.addRow("Segment length", self.segment)
 
+        self.adapter = QComboBox()
+        self.adapter.addItem("default (the one shipped for the embedded model)", "")
+        self.adapter.addItem(adapter_label("none"), "none")
+        for path in shipped_adapters():
+            self.adapter.addItem(adapter_label(path), path)
+        self._choose_adapter(config.adapter)
+        form.addRow("Infini adapter", self._row(self.adapter, ("File…", self._pick_adapter)))
+
         self.rule = QComboBox()
         for rule in RULES:
             self.rule.addItem(rule or "model default", rule)
@@ -203,16 +226,12 @@ class SettingsDialog(QDialog):
 
         self.data_dir = QLineEdit(data_dir)
         self.data_dir.setPlaceholderText("default user data directory")
-        pick_data = QPushButton("Browse…")
-        pick_data.clicked.connect(self._pick_data_dir)
-        row = QHBoxLayout()
-        row.addWidget(self.data_dir, 1)
-        row.addWidget(pick_data)
-        form.addRow("Library folder", row)
+        form.addRow("Library folder", self._row(self.data_dir, ("Browse…", self._pick_data_dir)))
 
         note = QLabel(
-            "A book's memory belongs to the model, segment length and update rule that read it. "
-            "Changing any of them means books must be re-read; Infinibook will offer to do it."
+            "A book's memory belongs to the model, adapter, segment length and update rule that read it. "
+            "Changing any of them means books must be re-read; Infinibook will offer to do it. The "
+            "adapters' model cards (resources/adapters) say what each one's memory can do."
         )
         note.setWordWrap(True)
         note.setStyleSheet("color: palette(mid);")
@@ -225,6 +244,17 @@ class SettingsDialog(QDialog):
         layout.addWidget(note)
         layout.addWidget(buttons)
 
+    @staticmethod
+    def _row(field: QWidget, *buttons: tuple[str, Callable[[], None]]) -> QHBoxLayout:
+        """A field with the buttons that fill it in (Folder…, File…) on its right."""
+        row = QHBoxLayout()
+        row.addWidget(field, 1)
+        for text, fill in buttons:
+            button = QPushButton(text)
+            button.clicked.connect(fill)
+            row.addWidget(button)
+        return row
+
     def _pick_model_dir(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Hugging Face model folder")
         if path:
@@ -234,6 +264,18 @@ class SettingsDialog(QDialog):
         path, _ = QFileDialog.getOpenFileName(self, "GGUF model file", "", "GGUF models (*.gguf)")
         if path:
             self.model.setText(path)
+
+    def _choose_adapter(self, adapter: str) -> None:
+        index = self.adapter.findData(adapter)
+        if index < 0:  # a file of the person's own
+            self.adapter.addItem(adapter_label(adapter), adapter)
+            index = self.adapter.count() - 1
+        self.adapter.setCurrentIndex(index)
+
+    def _pick_adapter(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Infini adapter", "", "Infini adapters (*.safetensors)")
+        if path:
+            self._choose_adapter(path)
 
     def _pick_data_dir(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Library folder")
@@ -247,6 +289,7 @@ class SettingsDialog(QDialog):
             dtype=self.dtype.currentText(),
             segment=self.segment.value(),
             rule=self.rule.currentData() or "",
+            adapter=self.adapter.currentData() or "",
         )
 
     def chosen_data_dir(self) -> str:
