@@ -123,8 +123,10 @@ def base_tensors(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _load_base(model: InfiniModel, tensors: dict[str, torch.Tensor], name: str) -> None:
-    named = dict(model.lm.named_parameters())
     trained = {k[len(BASE_PREFIX):]: v for k, v in tensors.items() if k.startswith(BASE_PREFIX)}
+    if not trained:  # the usual adapter: gates and LoRA only
+        return
+    named = dict(model.lm.named_parameters())
     if any(k not in named or named[k].shape != v.shape for k, v in trained.items()):
         raise ModelError(f"The adapter {name} does not fit this model's layers; choose a matching adapter.")
     with torch.no_grad():
