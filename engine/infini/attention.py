@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import memory as mem
+from . import packing
 
 # sigmoid(-30) ~ 1e-13: without a trained adapter the layer behaves as the base model with
 # segment-local attention, which is what an untrained memory can honestly offer.
@@ -99,7 +100,7 @@ class InfiniAttention(nn.Module):
     def _project(self, projection: nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(for local attention, for the memory): one tensor unless LoRA is on the memory path only."""
         if self.lora_in_local or not hasattr(projection, "lora_A"):
-            heads = self._heads(projection(hidden))
+            heads = self._heads(packing.apply(projection, hidden))
             return heads, heads
         base = projection.get_base_layer()(hidden)
         return self._heads(base), self._heads(base + lora_addition(projection, hidden))
@@ -137,7 +138,7 @@ class InfiniAttention(nn.Module):
         else:
             output = local
         output = output.transpose(1, 2).reshape(batch, tokens, self.num_heads * self.head_dim)
-        return self.o_proj(output), current
+        return packing.apply(self.o_proj, output), current
 
     @staticmethod
     def _token_major(local: torch.Tensor) -> torch.Tensor | None:

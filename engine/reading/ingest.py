@@ -184,25 +184,26 @@ def ingest(
         eta = (tokens_total - done) / rate if rate > 0 else None
         return IngestEvent(index, len(chapters), chapters[index].title, done, tokens_total, rate, eta, finished)
 
-    for index in range(start, len(chapters)):
-        _stop_if_cancelled(should_cancel)
-        chapter = chapters[index]
-        ids = chapter_ids(engine, chapter)
-        if on_event is not None:  # "chapter i of n" at once, before its first segment
-            on_event(event(index, 0, False))
+    with engine.packed_for_streaming(tokens_total - tokens_done):  # once for the book's segments
+        for index in range(start, len(chapters)):
+            _stop_if_cancelled(should_cancel)
+            chapter = chapters[index]
+            ids = chapter_ids(engine, chapter)
+            if on_event is not None:  # "chapter i of n" at once, before its first segment
+                on_event(event(index, 0, False))
 
-        def progress_cb(done: int, _total: int, index=index) -> None:
+            def progress_cb(done: int, _total: int, index=index) -> None:
+                if on_event is not None:
+                    on_event(event(index, done, False))
+
+            state = engine.stream(ids, state, progress=progress_cb, should_cancel=should_cancel)
+            blob = state.to_bytes(SNAPSHOT_DTYPE)
+            # One transaction: the memory at this chapter's end and the progress mark.
+            library.save_snapshot(book_id, chapter.idx, tokens_done + len(ids), current, blob, SNAPSHOT_DTYPE,
+                                  shape_text(state), replace_others=restart and index == 0)
+            finished = event(index, len(ids), True)
+            streamed += len(ids)
+            tokens_done += len(ids)
             if on_event is not None:
-                on_event(event(index, done, False))
-
-        state = engine.stream(ids, state, progress=progress_cb, should_cancel=should_cancel)
-        blob = state.to_bytes(SNAPSHOT_DTYPE)
-        # One transaction: the memory at this chapter's end and the progress mark.
-        library.save_snapshot(book_id, chapter.idx, tokens_done + len(ids), current, blob, SNAPSHOT_DTYPE,
-                              shape_text(state), replace_others=restart and index == 0)
-        finished = event(index, len(ids), True)
-        streamed += len(ids)
-        tokens_done += len(ids)
-        if on_event is not None:
-            on_event(finished)
+                on_event(finished)
     return read_status(library, book_id, engine)

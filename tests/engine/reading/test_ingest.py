@@ -7,6 +7,7 @@ import pytest
 
 from engine import api
 from engine.errors import Cancelled, FingerprintMismatch, InfinibookError
+from engine.infini.model import PACK_MIN_SEGMENTS
 from engine.reading import chapter_ids
 
 from .helpers import tiny, write_book
@@ -60,6 +61,8 @@ def test_ingest_streams_every_chapter_and_snapshots_each_end(library, tmp_path):
         assert same_memory(MemoryState.from_bytes(snapshot.blob), state)
         assert MemoryState.from_bytes(snapshot.blob).tokens == total
     assert status.tokens_done == total
+    # Long enough that reading it packed the weights (engine.infini.packing), with the same memories.
+    assert total >= PACK_MIN_SEGMENTS * engine.segment
 
     finished = [e for e in events if e.finished_chapter]
     assert [e.chapter_index for e in finished] == [0, 1, 2, 3]
