@@ -40,10 +40,11 @@ def _expand(memories, batch: int):
 @torch.inference_mode()
 def stream_batch(model: InfiniModel, ids: torch.Tensor, memories, progress: Progress | None = None):
     """Write (batch, tokens) into memories segment by segment; tokens must be whole segments."""
-    for start in range(0, ids.shape[1], model.segment):
-        memories = model.stream_segment(ids[:, start : start + model.segment], memories)
-        if progress is not None:
-            progress(ids.shape[0] * min(model.segment, ids.shape[1] - start), 0)
+    with model.packed_for_streaming(ids.numel(), batch=ids.shape[0]):
+        for start in range(0, ids.shape[1], model.segment):
+            memories = model.stream_segment(ids[:, start : start + model.segment], memories)
+            if progress is not None:
+                progress(ids.shape[0] * min(model.segment, ids.shape[1] - start), 0)
     return memories
 
 

@@ -3,7 +3,7 @@
 torch's float32 `linear` on a CPU has MKL copy the weight into its blocked layout on every call,
 about 4% of a 1024 x 576 by 576 x 3072 product. Streaming a book calls the same weights with the
 same number of rows (one segment) thousands of times, so packing each once pays: +3.7% tokens/s at
-segment 1024 and +5.8% at 512 in a same-run probe (BENCHMARKS.md, runs 114-115), with values
+segment 1024 and +5.8% at 512 in a same-run probe (BENCHMARKS.md, thirtieth session), with values
 identical to `F.linear`'s. The packed copies take as much memory again as the weights they copy
 (~425 MB for SmolLM2-135M), so they live only inside `packed`, around a book's streaming.
 
