@@ -27,7 +27,7 @@ SILU = (nn.SiLU, SiLUActivation)  # the activation of all three (transformers' o
 Memories = list[tuple[torch.Tensor, torch.Tensor]]
 Caches = list[SegmentCache]
 ProgressCallback = Callable[[int, int], None]  # (tokens done, tokens total)
-# Packing the weights once pays when each saves 3-6% of a segment (~40 ms on a CPU) many times.
+# Packing the weights once (0.2-0.7 s) pays when it saves 3-6% of many segments (~30-50 ms each on a CPU).
 PACK_MIN_SEGMENTS = 16
 
 

@@ -5,7 +5,7 @@ about 4% of a 1024 x 576 by 576 x 3072 product. Streaming a book calls the same 
 same number of rows (one segment) thousands of times, so packing each once pays: +3.7% tokens/s at
 segment 1024 and +5.8% at 512 in a same-run probe (BENCHMARKS.md, thirtieth session), with values
 identical to `F.linear`'s. The packed copies take as much memory again as the weights they copy
-(~425 MB for SmolLM2-135M), so they live only inside `packed`, around a book's streaming.
+(~400 MB for SmolLM2-135M in float32), so they live only inside `packed`, around a book's streaming.
 
 The table is a context variable: only the thread that packed uses it (the window reads a book in
 one thread and may answer in another), and only code that asks for it here: the base model's own
