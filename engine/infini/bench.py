@@ -128,12 +128,16 @@ def prose_speeds(model: InfiniModel, passes: dict[str, Pass], tokens: int, repea
     return {name: tokens / (seconds + setup.get(name, 0.0)) for name, seconds in totals.items()}, carries
 
 
-def bench_ingest(model: InfiniModel, tokens: int = 16384, repeats: int = 2) -> IngestBenchmark:
-    """Streaming packs its weights as a book's reading does (`packed_for_streaming`), and the
-    packing's time counts for it; the other passes are the base model's own forward."""
+def streaming_speeds(model: InfiniModel, passes: dict[str, Pass], tokens: int, repeats: int = 2):
+    """`prose_speeds` with the "infini" pass on weights packed as a book's reading packs them
+    (`packed_for_streaming`), the packing's time billed to it; the other passes never use them."""
     with contextlib.ExitStack() as book:
         packing_seconds, _ = _timed(book.enter_context, model.packed_for_streaming(tokens))
-        speed, carries = prose_speeds(model, ingest_passes(model), tokens, repeats, {"infini": packing_seconds})
+        return prose_speeds(model, passes, tokens, repeats, {"infini": packing_seconds})
+
+
+def bench_ingest(model: InfiniModel, tokens: int = 16384, repeats: int = 2) -> IngestBenchmark:
+    speed, carries = streaming_speeds(model, ingest_passes(model), tokens, repeats)
     state = carries["infini"]
     return IngestBenchmark(
         tokens=tokens,
