@@ -119,7 +119,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--gate-lr", type=float, default=1e-1)
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--lora-rank", type=int, default=8, help="0 = gates only")
-    parser.add_argument("--lora-targets", default="q_proj,k_proj,v_proj")
+    parser.add_argument("--lora-targets", default="q_proj,k_proj,v_proj",
+                        help="comma-separated: attention (q_proj, k_proj, v_proj, o_proj) and MLP (gate_proj, "
+                             "up_proj, down_proj) projections; MLP targets give the memory layers' MLPs copies of "
+                             "their own")
     parser.add_argument("--lora-memory-only", action="store_true",
                         help="LoRA changes only the memory's queries, keys and values; local attention stays the base "
                              "model's (memory off = the base model exactly)")

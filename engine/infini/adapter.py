@@ -8,10 +8,11 @@ Base weights trained as well (tiny models in tests train their MLPs and embeddin
 gates) are stored as `base.{parameter name}` and copied into the model when the adapter loads:
 the base model then carries them too, `unpatched()` included.
 
-Optional LoRA weights on the attention projections (trained through peft) are stored as
-`lora.{peft state-dict key}` with their peft configuration in the metadata (`lora`). Loading
-applies them to *copies* of the projections inside the Infini layers and merges them, so
-inference runs at base speed and `InfiniModel.unpatched()` still gives the untouched base model.
+Optional LoRA weights on the attention projections, and on the MLPs' (trained through peft), are
+stored as `lora.{peft state-dict key}` with their peft configuration in the metadata (`lora`).
+Loading applies them to *copies* of the projections inside the Infini layers (of the MLPs, for
+their targets) and merges them, so inference runs at base speed and `InfiniModel.unpatched()`
+still gives the untouched base model.
 LoRA trained for the memory path only (`memory_only`) stays unmerged: local attention must keep
 the base projections, and the low-rank addition costs little next to a second projection.
 """
@@ -30,34 +31,39 @@ from safetensors.torch import save_file
 from engine.errors import ModelError
 from engine.paths import replace_durably
 
-from .model import InfiniModel
+from .model import InfiniModel, store_gate_up_together
 from .state import safetensors_metadata
 
 ADAPTER_FORMAT = "infinibook-adapter/1"
 LORA_PREFIX = "lora."
 BASE_PREFIX = "base."
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
 
 
 def add_lora(model: InfiniModel, *, rank: int = 8, alpha: int = 16, targets=("q_proj", "k_proj", "v_proj"),
              layers=None, dropout: float = 0.0, memory_only: bool = False):
     """Inject peft LoRA layers into the Infini layers' projections; returns the peft LoraConfig.
 
-    The projections are copied first: the base model's own attention (used by `unpatched()`)
-    keeps the original, LoRA-free weights. memory_only: LoRA changes the memory's queries, keys
-    and values, never local attention's (o_proj, which serves both, cannot be a target then).
+    The projections are copied first: the base model's own attention and MLPs (used by
+    `unpatched()`) keep the original, LoRA-free weights. memory_only: LoRA changes the memory's
+    queries, keys and values, never local attention's (o_proj, which serves both, and the MLPs
+    cannot be targets then).
     """
     from peft import LoraConfig, inject_adapter_in_model
 
-    bad = set(targets) - set(PROJECTIONS)
+    bad = set(targets) - set(PROJECTIONS) - set(MLP_PROJECTIONS)
     if bad:
-        raise ModelError(f"LoRA targets must be attention projections {PROJECTIONS}, not {sorted(bad)}.")
-    if memory_only and "o_proj" in targets:
-        raise ModelError("LoRA on the memory path only can target q_proj, k_proj and v_proj, not o_proj.")
+        raise ModelError(f"LoRA targets must be attention or MLP projections {PROJECTIONS + MLP_PROJECTIONS}, "
+                         f"not {sorted(bad)}.")
+    if memory_only and set(targets) - {"q_proj", "k_proj", "v_proj"}:
+        raise ModelError("LoRA on the memory path only can target q_proj, k_proj and v_proj, nothing else.")
     for attention in model.attention:
         attention.lora_in_local = not memory_only
-        for name in targets:
+        for name in set(targets) & set(PROJECTIONS):
             setattr(attention, name, copy.deepcopy(getattr(attention, name)))
+    if set(targets) & set(MLP_PROJECTIONS):
+        model.copy_mlps(layers)
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
                         layers_to_transform=list(layers) if layers is not None else None, bias="none")
     inject_adapter_in_model(config, model.lm)
@@ -86,12 +92,14 @@ def merge_lora(model: InfiniModel) -> None:
     """Fold LoRA into the (copied) projections and drop the peft wrappers: inference at base speed."""
     from peft.tuners.lora import LoraLayer
 
-    for attention in model.attention:
-        for name in PROJECTIONS:
-            module = getattr(attention, name)
+    for owner, names in [(a, PROJECTIONS) for a in model.attention] + [(m, MLP_PROJECTIONS) for m in model.mlp]:
+        for name in names:
+            module = getattr(owner, name, None)
             if isinstance(module, LoraLayer):
                 module.merge()
-                setattr(attention, name, module.get_base_layer())
+                setattr(owner, name, module.get_base_layer())
+    for mlp in model.mlp:  # merging gave gate and up weights of their own: one product again
+        store_gate_up_together(mlp)
     if hasattr(model.lm, "peft_config"):  # merged: nothing of peft is left to save or train
         del model.lm.peft_config
 

@@ -6,6 +6,7 @@ from the segment start, and a key/value cache that lives only inside the current
 """
 
 import contextlib
+import copy
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -66,24 +67,36 @@ class InfiniModel:
         self._original_attention = [layer.self_attn for layer in self.layers]
         self.attention = nn.ModuleList(InfiniAttention(a, config, gate_init) for a in self._original_attention)
         self.attention.to(next(causal_lm.parameters()).device)
-        self._install(self.attention)
+        self._original_mlp = [layer.mlp for layer in self.layers]
+        # The MLPs the patched model runs: the base model's own, until LoRA on them needs copies.
+        self.mlp = nn.ModuleList(self._original_mlp)
+        self._install(self.attention, self.mlp)
         for layer in self.layers:
             store_gate_up_together(layer.mlp)
 
     # -- patching ---------------------------------------------------------------------------
 
-    def _install(self, modules: Sequence[nn.Module]) -> None:
-        for layer, attention in zip(self.layers, modules, strict=True):
-            layer.self_attn = attention
+    def _install(self, attention: Sequence[nn.Module], mlps: Sequence[nn.Module]) -> None:
+        for layer, attention_module, mlp in zip(self.layers, attention, mlps, strict=True):
+            layer.self_attn, layer.mlp = attention_module, mlp
+
+    def copy_mlps(self, layers: Sequence[int] | None = None) -> None:
+        """Give these layers (default: all) an MLP of their own, a copy of the base model's, so that
+        what trains or merges into it (LoRA) never reaches `unpatched()`."""
+        for index in range(len(self.layers)) if layers is None else layers:
+            if self.mlp[index] is self._original_mlp[index]:
+                self.mlp[index] = copy.deepcopy(self._original_mlp[index])
+                store_gate_up_together(self.mlp[index])
+        self._install(self.attention, self.mlp)
 
     @contextlib.contextmanager
     def unpatched(self):
         """The base model exactly as loaded: for baselines measured on the same weights."""
-        self._install(self._original_attention)
+        self._install(self._original_attention, self._original_mlp)
         try:
             yield self.lm
         finally:
-            self._install(self.attention)
+            self._install(self.attention, self.mlp)
 
     def set_memory_read(self, enabled: bool) -> None:
         """False forces every gate to local-only: the memory-off control of every eval."""

@@ -292,6 +292,44 @@ def test_an_adapter_missing_some_of_its_lora_weights_is_refused(tmp_path):
         load_adapter(tiny_engine(segment=16), tmp_path / "damaged.safetensors")
 
 
+def test_lora_on_mlps_trains_copies_and_round_trips_merged(tmp_path):
+    """MLP LoRA changes the patched model only, in the chosen layers, and loads back merged."""
+    from engine.infini.adapter import load_adapter, save_adapter
+
+    source = tiny_engine(segment=16, gate_init=0.0)
+    ids = torch.tensor([random_ids(16, vocab=len(source.tokenizer))])
+    with source.unpatched() as lm:
+        base_logits = lm(ids).logits
+    before, _ = source.segment_forward(ids, source.empty_memories())
+    add_lora(source, rank=4, targets=("q_proj", "gate_proj", "up_proj", "down_proj"), layers=[1])
+    randomize_lora(source)
+    assert source.mlp[0] is source._original_mlp[0] and source.mlp[1] is not source._original_mlp[1]
+    assert {n.split(".")[-4] for n, _ in source.lm.named_parameters() if "lora_A" in n and ".1." in n} == {
+        "q_proj", "gate_proj", "up_proj", "down_proj"}
+    with source.unpatched() as lm:
+        assert torch.equal(lm(ids).logits, base_logits)
+    with torch.no_grad():
+        after, _ = source.segment_forward(ids, source.empty_memories())
+    assert not torch.allclose(after, before, atol=1e-3)
+
+    loaded = tiny_engine(segment=16)
+    load_adapter(loaded, save_adapter(source, tmp_path / "mlp.safetensors"))
+    assert not any("lora_" in n for n, _ in loaded.lm.named_parameters())  # merged
+    assert gate_up_weight(loaded.mlp[1]) is not None  # gate and up one product again after merging
+    with torch.no_grad():
+        merged, _ = loaded.segment_forward(ids, loaded.empty_memories())
+    assert torch.allclose(merged, after, atol=1e-4)
+    with loaded.unpatched() as lm:
+        assert torch.equal(lm(ids).logits, base_logits)
+
+
+def test_lora_targets_outside_attention_and_mlp_are_refused():
+    with pytest.raises(ModelError, match="attention or MLP projections"):
+        add_lora(tiny_engine(segment=16), targets=("q_proj", "lm_head"))
+    with pytest.raises(ModelError, match="memory path only"):
+        add_lora(tiny_engine(segment=16), targets=("q_proj", "up_proj"), memory_only=True)
+
+
 def test_a_chat_marker_typed_in_a_message_stays_text(engine):
     """A book quoting "<|im_end|>" must not end the user's turn (nor stop the answer) early."""
     im_end = engine.tokenizer.convert_tokens_to_ids("<|im_end|>")

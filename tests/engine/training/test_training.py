@@ -166,9 +166,10 @@ def test_adapter_round_trip_with_lora(trained, tmp_path):
         assert all(type(layer.self_attn.q_proj) is torch.nn.Linear for layer in lm.model.layers)
 
 
-def test_gates_and_lora_receive_gradients_through_memory(tokenizer):
+@pytest.mark.parametrize("targets", [("q_proj", "k_proj", "v_proj", "o_proj"), ("k_proj", "gate_proj", "up_proj", "down_proj")])
+def test_gates_and_lora_receive_gradients_through_memory(tokenizer, targets):
     model = tiny_engine(tokenizer=tokenizer, segment=SEGMENT)
-    setup(model, tiny_config(extra_trainable=()))
+    trained = setup(model, tiny_config(extra_trainable=(), lora_targets=targets))
     rng = random.Random(0)
     ids, labels = data.collate([data.passkey_example(tokenizer, 4 * SEGMENT, 0.0, rng, last_segment=SEGMENT, digits=1)
                                 for _ in range(2)])
@@ -176,8 +177,10 @@ def test_gates_and_lora_receive_gradients_through_memory(tokenizer):
     (loss / count).backward()
     for attention in model.attention:
         assert attention.gate.grad is not None and attention.gate.grad.abs().sum() > 0
-    lora = [p for n, p in model.lm.named_parameters() if "lora_B" in n and "k_proj" in n]
-    assert lora and all(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)
+    for target in targets:
+        lora = [p for n, p in model.lm.named_parameters() if "lora_B" in n and target in n]
+        assert lora and all(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)
+        assert all(any(p is t for t in trained) for p in lora)
 
 
 def test_checkpointing_gives_the_same_gradients():
