@@ -119,6 +119,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--gate-lr", type=float, default=1e-1)
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--lora-rank", type=int, default=8, help="0 = gates only")
+    parser.add_argument("--lora-alpha", type=positive_int, default=16,
+                        help="LoRA scaling numerator: its addition is scaled by alpha / rank")
     parser.add_argument("--lora-targets", default="q_proj,k_proj,v_proj",
                         help="comma-separated: attention (q_proj, k_proj, v_proj, o_proj) and MLP (gate_proj, "
                              "up_proj, down_proj) projections; MLP targets give the memory layers' MLPs copies of "
@@ -169,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         length_draw=args.length_draw, accumulate=args.accumulate,
         tasks=args.tasks, hard_keys=args.hard_keys, stop_weight=args.stop_weight,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,
         rule=args.rule, memory_layers=args.memory_layers, init_adapter=args.init_adapter,
         checkpointing=not args.no_checkpointing, grad_segments=args.grad_segments, precision=args.precision,

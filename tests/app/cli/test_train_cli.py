@@ -37,6 +37,18 @@ def test_train_then_eval_on_a_tiny_model(tmp_path, capsys):
         torch.set_num_threads(threads)
 
 
+def test_train_takes_the_lora_rank_alpha_and_mlp_targets(tmp_path, capsys):
+    code = main(["train", "--tiny", "--out", str(tmp_path / "run"), "--steps", "1", "--batch", "1", "--segment", "32",
+                 "--curriculum", "2", "--min-segments", "2", "--tasks", "passkey=1", "--lora-rank", "4",
+                 "--lora-alpha", "12", "--lora-targets", "q_proj,up_proj,down_proj", "--no-progress", "--json"])
+    assert code == 0
+    lora = json.loads(read_adapter(tmp_path / "run" / "adapter.safetensors")[1]["lora"])
+    assert (lora["r"], lora["lora_alpha"], lora["target_modules"]) == (4, 12, ["down_proj", "q_proj", "up_proj"])
+    assert main(["train", "--tiny", "--out", str(tmp_path / "bad"), "--steps", "1", "--lora-targets", "lm_head",
+                 "--no-progress"]) != 0
+    assert "attention or MLP projections" in capsys.readouterr().err
+
+
 def test_eval_of_a_missing_file_is_one_sentence(capsys):
     assert main(["eval", "ppl", "/nonexistent/book.txt", "--tiny"]) != 0
     assert "cannot read" in capsys.readouterr().err
