@@ -98,7 +98,7 @@ def merge_lora(model: InfiniModel) -> None:
             if isinstance(module, LoraLayer):
                 module.merge()
                 setattr(owner, name, module.get_base_layer())
-    for mlp in model.mlp:  # merging gave gate and up weights of their own: one product again
+    for mlp in model.mlp:  # where merging gave gate and up weights of their own: one product again
         store_gate_up_together(mlp)
     if hasattr(model.lm, "peft_config"):  # merged: nothing of peft is left to save or train
         del model.lm.peft_config

@@ -373,8 +373,9 @@ def store_gate_up_together(mlp: nn.Module) -> None:
 
     Their values, the modules and a peft model built on them stay as they were; it costs no
     memory (the old storage is freed) and lets `mlp_in_place` do both in one matrix product.
+    Weights already together are left where they are.
     """
-    if not _fusable(mlp):
+    if not _fusable(mlp) or gate_up_weight(mlp) is not None:
         return
     gate, up = mlp.gate_proj, mlp.up_proj
     both = torch.cat((gate.weight.detach(), up.weight.detach()))
