@@ -116,6 +116,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--gate-init", type=float, default=0.0, help="initial gate logit (0 = sigmoid 0.5)")
     parser.add_argument("--init-adapter", default=None,
                         help="start from this adapter's gates and LoRA (its rank and targets) instead of --gate-init")
+    parser.add_argument("--widen-lora", type=positive_int, default=None, metavar="RANK",
+                        help="with --init-adapter: grow its LoRA to this rank (alpha grown alike); the adapter's "
+                             "components carry on as they were and the new ones start at zero")
     parser.add_argument("--gate-lr", type=float, default=1e-1)
     parser.add_argument("--lora-lr", type=float, default=2e-3)
     parser.add_argument("--lora-rank", type=int, default=8, help="0 = gates only")
@@ -161,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.infini import load_engine
     from engine.training import TrainConfig, check_out_dir, train
 
+    if args.widen_lora and not args.init_adapter:
+        raise InfinibookError("--widen-lora grows the LoRA of the adapter given with --init-adapter; give one.")
     if os.environ.get("RANK", "0") == "0":  # before the model loads; under accelerate, by the main process
         check_out_dir(args.out, args.resume)
 
@@ -174,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         lora_alpha=args.lora_alpha,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,
         rule=args.rule, memory_layers=args.memory_layers, init_adapter=args.init_adapter,
+        widen_lora=args.widen_lora or 0,
         checkpointing=not args.no_checkpointing, grad_segments=args.grad_segments, precision=args.precision,
         save_every=args.save_every, seed=args.seed,
     )

@@ -104,17 +104,28 @@ def merge_lora(model: InfiniModel) -> None:
         del model.lm.peft_config
 
 
-def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, name: str, merge: bool = True) -> None:
-    """Apply an adapter's LoRA; merged for inference, or left as trainable peft layers."""
+def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, name: str, merge: bool = True,
+               widen_to: int | None = None) -> None:
+    """Apply an adapter's LoRA; merged for inference, or left as trainable peft layers (of rank
+    `widen_to`, when given: see `widened`)."""
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
     try:
         options = json.loads(spec)
-        add_lora(model, rank=int(options["r"]), alpha=options["lora_alpha"], targets=tuple(options["target_modules"]),
-                 layers=options.get("layers_to_transform"), memory_only=bool(options.get("memory_only", False)))
+        rank, alpha = int(options["r"]), options["lora_alpha"]
+        targets, layers = tuple(options["target_modules"]), options.get("layers_to_transform")
+        memory_only = bool(options.get("memory_only", False))
     except (ValueError, KeyError, TypeError) as error:
         raise ModelError(f"The adapter {name} has an unreadable LoRA description; choose another adapter.") from error
+    if widen_to is not None and widen_to < rank:
+        raise ModelError(f"The adapter {name} has LoRA of rank {rank}; it can be widened, not narrowed to {widen_to}.")
+    wide = widen_to or rank
+    if wide != rank:  # the same alpha / rank: the stored components keep their scale
+        alpha = int(alpha * wide / rank) if alpha * wide % rank == 0 else alpha * wide / rank
+    add_lora(model, rank=wide, alpha=alpha, targets=targets, layers=layers, memory_only=memory_only)
     state = {k[len(LORA_PREFIX):]: v for k, v in tensors.items() if k.startswith(LORA_PREFIX)}
+    if wide != rank:
+        state = widened(state, get_peft_model_state_dict(model.lm))
     result = set_peft_model_state_dict(model.lm, {k: v.to(model.device) for k, v in state.items()})
     if getattr(result, "unexpected_keys", None):
         raise ModelError(f"The adapter {name} does not fit this model's layers; choose a matching adapter.")
@@ -123,6 +134,24 @@ def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, 
                          "choose another adapter.")
     if merge and not lora_memory_only(model):
         merge_lora(model)
+
+
+def widened(stored: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stored LoRA pairs inside freshly initialised wider ones: A's first rows and B's first columns
+    are the stored ones, the other columns of B zero, so with alpha / rank kept the wider LoRA adds
+    exactly what the stored one did, and its new components start to learn from peft's random A."""
+    state = {}
+    for key, tensor in stored.items():
+        if key not in fresh or fresh[key].dim() != tensor.dim() or any(
+                n > m for n, m in zip(tensor.shape, fresh[key].shape, strict=True)):
+            state[key] = tensor  # another model's: loading it says so
+            continue
+        grown = fresh[key].detach().clone().to(tensor.device, tensor.dtype)
+        if "lora_B" in key:
+            grown.zero_()
+        grown[tuple(slice(0, n) for n in tensor.shape)] = tensor
+        state[key] = grown
+    return state
 
 
 def base_tensors(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -200,10 +229,11 @@ def _read_adapter(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str], 
 
 
 def load_adapter(model: InfiniModel, path: str | os.PathLike, *, check_base: bool = True,
-                 merge: bool = True) -> dict[str, str]:
+                 merge: bool = True, widen_lora_to: int | None = None) -> dict[str, str]:
     """Set the gates (and trained extras) from an adapter file; returns its metadata.
 
-    merge=False keeps its LoRA as peft layers, so training can continue from it.
+    merge=False keeps its LoRA as peft layers, so training can continue from it; widen_lora_to
+    gives them that rank (more capacity, starting where the adapter ends: `widened`).
     """
     path = Path(path)
     tensors, metadata, sha = _read_adapter(path)
@@ -219,6 +249,8 @@ def load_adapter(model: InfiniModel, path: str | os.PathLike, *, check_base: boo
             attention.gate.copy_(gate)
     _load_base(model, tensors, path.name)
     if metadata.get("lora"):
-        _load_lora(model, tensors, metadata["lora"], path.name, merge=merge)
+        _load_lora(model, tensors, metadata["lora"], path.name, merge=merge, widen_to=widen_lora_to)
+    elif widen_lora_to:
+        raise ModelError(f"The adapter {path.name} has no LoRA to widen; train LoRA with --lora-rank instead.")
     model.adapter_sha = sha
     return metadata

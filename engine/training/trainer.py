@@ -67,6 +67,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     warmup: int = 5
     init_adapter: str | None = None  # continue from this adapter's gates and LoRA instead of gate_init
+    widen_lora: int = 0  # > 0: init_adapter's LoRA grown to this rank, starting where it ended (adapter.widened)
     checkpointing: bool = True
     grad_segments: int = 0  # > 0: only the last N segments and those holding a key or fact back-propagate in full
     precision: str = "auto"  # bf16 autocast: "auto" on CUDA GPUs with native bf16; "bf16" on the CPU too (~1.3x on AVX512-BF16)
@@ -86,7 +87,7 @@ def setup(model: InfiniModel, config: TrainConfig) -> list[torch.nn.Parameter]:
     model.rule = config.rule
     layers = _memory_layers(model, config)
     if config.init_adapter:  # its gates and LoRA (rank, targets, layers) are where training starts
-        load_adapter(model, config.init_adapter, merge=False)
+        load_adapter(model, config.init_adapter, merge=False, widen_lora_to=config.widen_lora or None)
     else:
         if config.lora_rank > 0:  # peft freezes everything but LoRA: the gates are unfrozen below
             add_lora(model, rank=config.lora_rank, alpha=config.lora_alpha, targets=config.lora_targets,

@@ -49,6 +49,13 @@ def test_train_takes_the_lora_rank_alpha_and_mlp_targets(tmp_path, capsys):
     assert "attention or MLP projections" in capsys.readouterr().err
 
 
+def test_widen_lora_needs_an_adapter_to_widen(tmp_path, capsys):
+    assert main(["train", "--tiny", "--out", str(tmp_path / "run"), "--steps", "1", "--widen-lora", "24",
+                 "--no-progress"]) != 0
+    assert "--init-adapter" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_eval_of_a_missing_file_is_one_sentence(capsys):
     assert main(["eval", "ppl", "/nonexistent/book.txt", "--tiny"]) != 0
     assert "cannot read" in capsys.readouterr().err

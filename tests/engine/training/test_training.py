@@ -117,6 +117,35 @@ def test_training_can_start_from_an_adapter(trained, tmp_path):
     assert torch.allclose(expected, got, atol=1e-4)
 
 
+def test_training_can_widen_an_adapters_lora_and_start_where_it_ended(trained, tmp_path):
+    """Rank 8 grown to 24, alpha 16 to 48: the same outputs at the start, and the new components
+    learn (their B columns get gradients through A's fresh random rows)."""
+    model, _ = trained
+    path = save_adapter(model, tmp_path / "adapter.safetensors", extra=trained_extras(model))
+    stored = read_adapter(path)[0]
+    wide = small_vocab_model()
+    params = setup(wide, tiny_config(init_adapter=str(path), widen_lora=24, extra_trainable=()))
+    state = {k: v for k, v in read_adapter(save_adapter(wide, tmp_path / "wide.safetensors"))[0].items()}
+    lora = json.loads(read_adapter(tmp_path / "wide.safetensors")[1]["lora"])
+    assert (lora["r"], lora["lora_alpha"]) == (24, 48)
+    a_key = next(k for k in stored if "lora_A" in k)
+    b_key = a_key.replace("lora_A", "lora_B")
+    assert state[a_key].shape[0] == 24 and torch.equal(state[a_key][:8], stored[a_key])
+    assert state[a_key][8:].abs().sum() > 0  # peft's random A: the new components can learn
+    assert torch.equal(state[b_key][:, :8], stored[b_key]) and not state[b_key][:, 8:].any()
+    ids, labels, _ = key_batch(2, 3, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, _ = model.segment_forward(ids[:, :SEGMENT], model.empty_memories(2))
+        got, _ = wide.segment_forward(ids[:, :SEGMENT], wide.empty_memories(2))
+    assert torch.allclose(expected, got, atol=1e-4)
+    loss, count = sequence_loss(wide, ids, labels, SEGMENT, checkpointing=False)
+    (loss / count).backward()
+    b_params = [p for p in params if p.dim() == 2 and p.shape[1] == 24]  # every lora_B
+    assert b_params and any(p.grad[:, 8:].abs().sum() > 0 for p in b_params)
+    with pytest.raises(ModelError, match="widened, not narrowed"):
+        setup(small_vocab_model(), tiny_config(init_adapter=str(path), widen_lora=4, extra_trainable=()))
+
+
 def test_an_adapter_whose_trained_base_weights_do_not_fit_is_refused(trained, tmp_path):
     model, _ = trained
     wrong = {"base.model.embed_tokens.weight": torch.zeros(3, 3)}
