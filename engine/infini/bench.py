@@ -9,6 +9,7 @@ The passes take turns segment by segment, and each segment's fastest of `repeats
 
 import contextlib
 import functools
+import itertools
 import resource
 import time
 from collections.abc import Callable
@@ -75,11 +76,14 @@ def time_interleaved(passes: dict[str, Pass], segments: list[torch.Tensor], repe
                      wait: Callable[[], None] = no_wait):
     """Seconds per pass over all segments, and each pass's last carry (its memory, say).
 
-    Segment by segment, the passes take turns on the same segment (in rotating order), and each
-    keeps its fastest of `repeats` runs: a shared machine's load drifts over minutes, and
-    interleaving makes all passes see the same drift.
+    Segment by segment, the passes take turns on the same segment, and each keeps its fastest of
+    `repeats` runs: a shared machine's load drifts over minutes, and interleaving makes all passes
+    see the same drift. The turns go through every order of the passes, so each follows each
+    other as often: a pass inherits the caches and the allocator's state its predecessor left,
+    and rotating one order would give each pass always the same predecessor.
     """
     names = list(passes)
+    orders = list(itertools.permutations(names))
     carries = {name: first for name, (_, first) in passes.items()}
     totals = dict.fromkeys(names, 0.0)
     for name, (work, _) in passes.items():  # warm-up
@@ -87,8 +91,7 @@ def time_interleaved(passes: dict[str, Pass], segments: list[torch.Tensor], repe
     for index, segment in enumerate(segments):
         best, results = dict.fromkeys(names, float("inf")), {}
         for repeat in range(repeats):
-            shift = (index + repeat) % len(names)
-            for name in names[shift:] + names[:shift]:
+            for name in orders[(index * repeats + repeat) % len(orders)]:
                 elapsed, results[name] = _timed(passes[name][0], segment, carries[name], wait=wait)
                 best[name] = min(best[name], elapsed)
         carries = results

@@ -36,3 +36,21 @@ def test_each_pass_is_billed_the_device_work_it_queued():
     totals, _ = time_interleaved(passes, [torch.zeros(1)] * 3, repeats=1, wait=wait)
     assert totals["queues"] >= 0.06 and totals["idle"] < 0.03, totals
     assert waiter(torch.device("cpu")) is no_wait
+
+
+def test_every_pass_follows_every_other_as_often():
+    """A pass inherits the caches its predecessor left: no pass may always come after the same one."""
+    from collections import Counter
+
+    import torch
+
+    from engine.infini.bench import time_interleaved
+
+    calls = []
+    passes = {name: (lambda segment, carry, name=name: calls.append(name), None) for name in ("a", "b", "c")}
+    time_interleaved(passes, [torch.zeros(1)] * 6, repeats=2)
+    timed = calls[3:]  # after the warm-up
+    assert Counter(timed) == {"a": 12, "b": 12, "c": 12}
+    follows = Counter(zip(timed, timed[1:], strict=False))
+    assert {pair for pair in follows if pair[0] != pair[1]} == {(x, y) for x in "abc" for y in "abc" if x != y}
+    assert max(follows.values()) - min(follows[pair] for pair in follows if pair[0] != pair[1]) <= 2, follows
