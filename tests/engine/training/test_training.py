@@ -125,8 +125,8 @@ def test_training_can_widen_an_adapters_lora_and_start_where_it_ended(trained, t
     stored = read_adapter(path)[0]
     wide = small_vocab_model()
     params = setup(wide, tiny_config(init_adapter=str(path), widen_lora=24, extra_trainable=()))
-    state = {k: v for k, v in read_adapter(save_adapter(wide, tmp_path / "wide.safetensors"))[0].items()}
-    lora = json.loads(read_adapter(tmp_path / "wide.safetensors")[1]["lora"])
+    state, metadata = read_adapter(save_adapter(wide, tmp_path / "wide.safetensors"))
+    lora = json.loads(metadata["lora"])
     assert (lora["r"], lora["lora_alpha"]) == (24, 48)
     a_key = next(k for k in stored if "lora_A" in k)
     b_key = a_key.replace("lora_A", "lora_B")
