@@ -120,9 +120,9 @@ def _load_lora(model: InfiniModel, tensors: dict[str, torch.Tensor], spec: str, 
     if widen_to is not None and widen_to < rank:
         raise ModelError(f"The adapter {name} has LoRA of rank {rank}; it can be widened, not narrowed to {widen_to}.")
     wide = widen_to or rank
-    if wide != rank:  # the same alpha / rank: the stored components keep their scale
-        alpha = int(alpha * wide / rank) if alpha * wide % rank == 0 else alpha * wide / rank
-    add_lora(model, rank=wide, alpha=alpha, targets=targets, layers=layers, memory_only=memory_only)
+    # the same alpha / rank: the stored components keep their scale
+    add_lora(model, rank=wide, alpha=alpha * wide / rank if wide != rank else alpha, targets=targets, layers=layers,
+             memory_only=memory_only)
     state = {k[len(LORA_PREFIX):]: v for k, v in tensors.items() if k.startswith(LORA_PREFIX)}
     if wide != rank:
         state = widened(state, get_peft_model_state_dict(model.lm))
