@@ -63,15 +63,27 @@ def _share(text: str) -> float:
     return share
 
 
-def _weight(text: str) -> float:
-    """A loss weight: 0 or less would silence or invert the answer's end."""
+def _number(text: str) -> float:
     try:
-        weight = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+
+
+def _weight(text: str) -> float:
+    """A loss weight: 0 or less would silence or invert the answer's end."""
+    weight = _number(text)
     if not (weight > 0.0 and math.isfinite(weight)):
         raise argparse.ArgumentTypeError(f"{text} is not a positive weight; give a number above 0 (1 = no extra weight)")
     return weight
+
+
+def _dilution(text: str) -> float:
+    """Below 1 would make the filler before the key weigh less than was written."""
+    factor = _number(text)
+    if not (factor >= 1.0 and math.isfinite(factor)):
+        raise argparse.ArgumentTypeError(f"{text} is not a dilution; give a factor of 1 or more (1 = none)")
+    return factor
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -137,6 +149,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--grad-segments", type=int, default=0,
                         help="back-propagate in full through only the last N segments and those holding a key or fact; "
                              "the filler between is written with a straight-through gradient (long examples, cheaply)")
+    parser.add_argument("--dilute", type=_dilution, default=1.0, metavar="MAX",
+                        help="pass-key examples: weigh the memory before the key 1 to MAX times (log-uniform), as if "
+                             "that much more filler had been written, so short examples teach long-context recall")
     parser.add_argument("--no-checkpointing", action="store_true", help="keep all activations (faster, more memory)")
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                         help="bf16 autocast for the base model (auto: on CUDA GPUs from Ampere on; the memory stays float32)")
@@ -174,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         curriculum=args.curriculum, min_segments=args.min_segments, max_segments=max(args.curriculum),
         advance_loss=args.advance_loss, stage_max_steps=args.stage_max_steps, hardest_share=args.hardest_share,
         length_draw=args.length_draw, accumulate=args.accumulate,
-        tasks=args.tasks, hard_keys=args.hard_keys, stop_weight=args.stop_weight,
+        tasks=args.tasks, hard_keys=args.hard_keys, stop_weight=args.stop_weight, dilute=args.dilute,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_alpha=args.lora_alpha,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,

@@ -46,6 +46,7 @@ class Example:
     answer_ids: list[int] | None = None
     prompt_length: int = 0  # tokens before the answer (for generation-based scoring)
     marks: tuple[int, ...] = ()  # positions of what must be remembered (first and last token of a key or fact)
+    dilution: float = 1.0  # the memory before the first mark's segment weighs this many times (see dilution_plan)
 
 
 def _encode(tokenizer, text: str) -> list[int]:
@@ -187,6 +188,22 @@ def exact_segments(examples: list[Example], segment: int, segments: int, grad_se
         return None
     marked = {mark // segment for example in examples for mark in example.marks}
     return marked | set(range(max(0, segments - grad_segments), segments))
+
+
+def dilution_plan(examples: list[Example], segment: int) -> list[tuple[int, float]] | None:
+    """(segment index, factor) per row: before that segment, the row's memory is multiplied by factor.
+
+    The key's share of what the question reads falls as filler is written around it: z, and the
+    filler's part of M with it, grow with every filler token (the delta rule keeps
+    sigma(K) M / sigma(K) z near the filler's values), while the key's own write stays one
+    segment's. So the memory before the key's segment, multiplied by c, reads as c times the filler
+    had come before the key: a 16-segment example teaches what a much longer one would, at 16
+    segments' cost. Exact for the linear rule's sums; for the delta rule the filler's keys and
+    values would also differ slightly with their position. None when no row is diluted.
+    """
+    if all(e.dilution == 1.0 or not e.marks for e in examples):
+        return None
+    return [(e.marks[0] // segment if e.marks else 0, e.dilution if e.marks else 1.0) for e in examples]
 
 
 def collate(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -64,6 +64,7 @@ class TrainConfig:
     key_digits: int = 5
     hard_keys: float = 0.0  # share of pass keys spelt with at most 3 different digits (data.few_digit_key)
     stop_weight: float = 1.0  # loss weight of an answer's last token and its full stop (data.loss_weights)
+    dilute: float = 1.0  # > 1: each pass key's earlier memory weighs 1-dilute times, log-uniform (data.dilution_plan)
     grad_clip: float = 1.0
     warmup: int = 5
     init_adapter: str | None = None  # continue from this adapter's gates and LoRA instead of gate_init
@@ -161,9 +162,18 @@ def straight_through_write(model: InfiniModel, chunk: torch.Tensor, flat: list[t
     return [before + (after - before.detach()) for before, after in zip(flat, written, strict=True)]
 
 
+def diluted(flat: list[torch.Tensor], plan: list[tuple[int, float]] | None, index: int) -> list[torch.Tensor]:
+    """The memories with the rows whose plan names segment `index` multiplied by their factor."""
+    if plan is None or all(at != index or factor == 1.0 for at, factor in plan):
+        return flat
+    factors = torch.tensor([factor if at == index else 1.0 for at, factor in plan], device=flat[0].device)
+    return [t * factors.view(-1, *([1] * (t.dim() - 1))).to(t.dtype) for t in flat]
+
+
 def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, segment: int, *,
                   checkpointing: bool = True, exact: set[int] | None = None,
-                  weights: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+                  weights: torch.Tensor | None = None,
+                  dilution: list[tuple[int, float]] | None = None) -> tuple[torch.Tensor, float]:
     """Sum of cross-entropy over labelled tokens and their count, back-propagating through memory.
 
     With `weights` (one per position, as labels), each token's loss and its share of the count
@@ -172,7 +182,8 @@ def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, s
     One differentiable pass over all segments: segment s reads the memory written by segments
     < s, and nothing is detached, so the answer's gradient reaches the key's segment. With
     `exact` given, only those segments (and any with labels) back-propagate in full; the others
-    are `straight_through_write`s.
+    are `straight_through_write`s. `dilution` (data.dilution_plan) multiplies a row's memory
+    before the segment it names.
     """
     batch, total = ids.shape
     memories = model.empty_memories(batch)
@@ -189,6 +200,7 @@ def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, s
         write = index < len(starts) - 1
         if not need_loss and not write:
             continue
+        flat = diluted(flat, dilution, index)
         if exact is not None and index not in exact and not need_loss:
             flat = straight_through_write(model, chunk, flat)
             continue
@@ -247,8 +259,11 @@ class TaskSampler:
         for _ in range(c.batch):
             if task == "passkey":
                 key = data.few_digit_key(rng, c.key_digits) if c.hard_keys and rng.random() < c.hard_keys else None
-                examples.append(data.passkey_example(self.tokenizer, total, rng.random(), rng, last_segment=segment,
-                                                     digits=c.key_digits, key=key))
+                example = data.passkey_example(self.tokenizer, total, rng.random(), rng, last_segment=segment,
+                                               digits=c.key_digits, key=key)
+                if c.dilute > 1:  # drawn only then, so runs without it draw what they always did
+                    example = replace(example, dilution=math.exp(rng.uniform(0.0, math.log(c.dilute))))
+                examples.append(example)
             elif task == "facts":
                 examples.append(data.facts_example(self.tokenizer, self.text_ids, total, rng, last_segment=segment,
                                                    n_facts=rng.randint(1, 3)))
@@ -399,7 +414,8 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
                 exact = data.exact_segments(examples, segment, n, config.grad_segments)
                 with autocast:
                     loss_sum, count = sequence_loss(model, ids, labels, segment, checkpointing=config.checkpointing,
-                                                    exact=exact, weights=weights)
+                                                    exact=exact, weights=weights,
+                                                    dilution=data.dilution_plan(examples, segment))
                 loss = loss_sum / max(1, count)
                 skipped = not torch.isfinite(loss)
                 if not skipped:

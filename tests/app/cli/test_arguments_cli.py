@@ -44,6 +44,8 @@ def tiny_model(monkeypatch):
     (["train", "--tiny", "--out", "OUT", "--steps", "1", "--stop-weight", "0"], "0 is not a positive weight"),
     (["train", "--tiny", "--out", "OUT", "--steps", "1", "--stop-weight", "nan"], "nan is not a positive weight"),
     (["train", "--tiny", "--out", "OUT", "--steps", "1", "--stop-weight", "heavy"], "'heavy' is not a number"),
+    (["train", "--tiny", "--out", "OUT", "--steps", "1", "--dilute", "0.5"], "0.5 is not a dilution"),
+    (["train", "--tiny", "--out", "OUT", "--steps", "1", "--dilute", "inf"], "inf is not a dilution"),
 ])
 def test_bad_numbers_and_lists_are_one_usage_error(tmp_path, capsys, argv, message):
     argv = [str(tmp_path / "run") if part == "OUT" else part for part in argv]

@@ -272,6 +272,48 @@ def test_exact_segments_hold_the_key_and_the_last_ones(tokenizer):
     assert len(facts.marks) == 4 and "is called" in tokenizer.decode(facts.ids[facts.marks[0] : facts.marks[1] + 1])
 
 
+def test_dilution_multiplies_the_memory_before_the_key_segment_and_nothing_else():
+    """sequence_loss with a plan equals streaming by hand with the row's memory multiplied before
+    the segment the plan names; a factor of 1 changes nothing."""
+    ids, labels, _ = key_batch(2, 4, torch.Generator().manual_seed(3))
+    model = small_vocab_model()
+    setup(model, tiny_config(extra_trainable=(), rule="linear"))
+    plan = [(2, 3.0), (1, 1.0)]  # row 0 diluted before segment 2; row 1 left alone
+
+    with torch.no_grad():
+        loss, count = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False, dilution=plan)
+        plain, _ = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False)
+        unit, _ = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False, dilution=[(2, 1.0), (1, 1.0)])
+        memories = model.empty_memories(2)
+        for index in range(3):
+            if index == 2:
+                scale = torch.tensor([3.0, 1.0])
+                memories = [(m * scale.view(-1, 1, 1, 1), z * scale.view(-1, 1, 1)) for m, z in memories]
+            memories = model.stream_segment(ids[:, index * SEGMENT : (index + 1) * SEGMENT], memories)
+        hidden, _ = model.segment_forward(ids[:, 3 * SEGMENT :], memories)
+        mask = labels[:, 3 * SEGMENT :] != -100
+        by_hand = torch.nn.functional.cross_entropy(model.logits(hidden[mask]).float(), labels[:, 3 * SEGMENT :][mask],
+                                                    reduction="sum")
+    assert count == 2
+    assert float(loss) == pytest.approx(float(by_hand), rel=1e-5)
+    assert float(unit) == float(plain) and float(loss) != pytest.approx(float(plain), rel=1e-3)
+
+
+def test_dilution_is_drawn_per_pass_key_and_planned_at_its_segment(tokenizer):
+    rng = random.Random(0)
+    example = data.passkey_example(tokenizer, 8 * 64, 0.5, rng, last_segment=64)
+    assert data.dilution_plan([example], 64) is None  # undiluted: nothing to do
+    config = tiny_config(batch=8, segment=64, min_segments=8, max_segments=8, key_digits=5, dilute=8.0)
+    examples = TaskSampler(tokenizer, config, None, seed=0).draw(8)[3]
+    factors = [e.dilution for e in examples]
+    assert all(1.0 <= f <= 8.0 for f in factors) and len(set(factors)) == len(factors)
+    plan = data.dilution_plan(examples, 64)
+    assert plan == [(e.marks[0] // 64, e.dilution) for e in examples]
+    undiluted = TaskSampler(tokenizer, tiny_config(batch=8, segment=64, min_segments=8, max_segments=8, key_digits=5),
+                            None, seed=0).draw(8)[3]
+    assert {e.dilution for e in undiluted} == {1.0}
+
+
 def test_hardest_share_sets_how_often_the_longest_count_is_drawn(tokenizer):
     def counts(share):
         config = tiny_config(batch=1, segment=64, min_segments=2, max_segments=12, hardest_share=share)
