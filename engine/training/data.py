@@ -198,8 +198,8 @@ def dilution_plan(examples: list[Example], segment: int) -> list[tuple[int, floa
     sigma(K) M / sigma(K) z near the filler's values), while the key's own write stays one
     segment's. So the memory before the key's segment, multiplied by c, reads as c times the filler
     had come before the key: a 16-segment example teaches what a much longer one would, at 16
-    segments' cost. Exact for the linear rule's sums; for the delta rule the filler's keys and
-    values would also differ slightly with their position. None when no row is diluted.
+    segments' cost. An approximation: c times the filler, really written, would also change what
+    the later segments read, and so their keys and values. None when no row is diluted.
     """
     if all(e.dilution == 1.0 or not e.marks for e in examples):
         return None
