@@ -201,9 +201,9 @@ def dilution_plan(examples: list[Example], segment: int) -> list[tuple[int, floa
     segments' cost. An approximation: c times the filler, really written, would also change what
     the later segments read, and so their keys and values. None when no row is diluted.
     """
-    if all(e.dilution == 1.0 or not e.marks for e in examples):
+    if all(e.dilution == 1.0 for e in examples):  # only pass keys, which always have marks, are diluted
         return None
-    return [(e.marks[0] // segment if e.marks else 0, e.dilution if e.marks else 1.0) for e in examples]
+    return [(e.marks[0] // segment if e.marks else 0, e.dilution) for e in examples]
 
 
 def collate(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:

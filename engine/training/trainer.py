@@ -167,7 +167,7 @@ def diluted(flat: list[torch.Tensor], plan: list[tuple[int, float]] | None, inde
     if plan is None or all(at != index or factor == 1.0 for at, factor in plan):
         return flat
     factors = torch.tensor([factor if at == index else 1.0 for at, factor in plan], device=flat[0].device)
-    return [t * factors.view(-1, *([1] * (t.dim() - 1))).to(t.dtype) for t in flat]
+    return [t * factors.view(-1, *([1] * (t.dim() - 1))) for t in flat]  # the memories are float32, as factors
 
 
 def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, segment: int, *,
