@@ -152,6 +152,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dilute", type=_dilution, default=1.0, metavar="MAX",
                         help="pass-key examples: weigh the memory before the key 1 to MAX times (log-uniform), as if "
                              "that much more filler had been written, so short examples teach long-context recall")
+    parser.add_argument("--dilute-after", type=_dilution, default=1.0, metavar="MAX",
+                        help="pass-key examples: weigh each filler segment written after the key 1 to MAX times "
+                             "(log-uniform), as if a key early in a much longer text were asked for")
     parser.add_argument("--no-checkpointing", action="store_true", help="keep all activations (faster, more memory)")
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                         help="bf16 autocast for the base model (auto: on CUDA GPUs from Ampere on; the memory stays float32)")
@@ -189,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         curriculum=args.curriculum, min_segments=args.min_segments, max_segments=max(args.curriculum),
         advance_loss=args.advance_loss, stage_max_steps=args.stage_max_steps, hardest_share=args.hardest_share,
         length_draw=args.length_draw, accumulate=args.accumulate,
-        tasks=args.tasks, hard_keys=args.hard_keys, stop_weight=args.stop_weight, dilute=args.dilute,
+        tasks=args.tasks, hard_keys=args.hard_keys, stop_weight=args.stop_weight, dilute=args.dilute, dilute_after=args.dilute_after,
         gate_init=args.gate_init, gate_lr=args.gate_lr, lora_lr=args.lora_lr, lora_rank=args.lora_rank,
         lora_alpha=args.lora_alpha,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), lora_memory_only=args.lora_memory_only,

@@ -16,6 +16,7 @@ it: what the model answers, it got from the memory.
 
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -47,6 +48,7 @@ class Example:
     prompt_length: int = 0  # tokens before the answer (for generation-based scoring)
     marks: tuple[int, ...] = ()  # positions of what must be remembered (first and last token of a key or fact)
     dilution: float = 1.0  # the memory before the first mark's segment weighs this many times (see dilution_plan)
+    dilution_after: float = 1.0  # each write after the last mark's segment weighs this many times (see dilution_plan)
 
 
 def _encode(tokenizer, text: str) -> list[int]:
@@ -190,20 +192,32 @@ def exact_segments(examples: list[Example], segment: int, segments: int, grad_se
     return marked | set(range(max(0, segments - grad_segments), segments))
 
 
-def dilution_plan(examples: list[Example], segment: int) -> list[tuple[int, float]] | None:
-    """(segment index, factor) per row: before that segment, the row's memory is multiplied by factor.
+class Dilution(NamedTuple):
+    """One row's plan: its memory is multiplied by `before` ahead of segment `before_segment`, and
+    the write of every segment from `after_segment` on (bar the last, which is not written) by `after`."""
+
+    before_segment: int
+    before: float
+    after_segment: int
+    after: float
+
+
+def dilution_plan(examples: list[Example], segment: int) -> list[Dilution] | None:
+    """Per row, how its memory is diluted around its pass key, or None when no row is.
 
     The key's share of what the question reads falls as filler is written around it: z, and the
     filler's part of M with it, grow with every filler token (the delta rule keeps
     sigma(K) M / sigma(K) z near the filler's values), while the key's own write stays one
     segment's. So the memory before the key's segment, multiplied by c, reads as c times the filler
-    had come before the key: a 16-segment example teaches what a much longer one would, at 16
-    segments' cost. An approximation: c times the filler, really written, would also change what
-    the later segments read, and so their keys and values. None when no row is diluted.
+    had come before the key, and each later filler write multiplied by c as c times the filler
+    after it: a 16-segment example teaches what a much longer one would, at 16 segments' cost.
+    An approximation: c times the filler, really written, would also change what the later
+    segments read, and so their keys and values.
     """
-    if all(e.dilution == 1.0 for e in examples):  # only pass keys, which always have marks, are diluted
+    if all(e.dilution == 1.0 and e.dilution_after == 1.0 for e in examples):  # only pass keys are diluted
         return None
-    return [(e.marks[0] // segment if e.marks else 0, e.dilution) for e in examples]
+    return [Dilution(e.marks[0] // segment if e.marks else 0, e.dilution,
+                     e.marks[-1] // segment + 1 if e.marks else 0, e.dilution_after) for e in examples]
 
 
 def collate(examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -65,6 +65,7 @@ class TrainConfig:
     hard_keys: float = 0.0  # share of pass keys spelt with at most 3 different digits (data.few_digit_key)
     stop_weight: float = 1.0  # loss weight of an answer's last token and its full stop (data.loss_weights)
     dilute: float = 1.0  # > 1: each pass key's earlier memory weighs 1-dilute times, log-uniform (data.dilution_plan)
+    dilute_after: float = 1.0  # > 1: each filler write after the key weighs 1-dilute_after times, log-uniform
     grad_clip: float = 1.0
     warmup: int = 5
     init_adapter: str | None = None  # continue from this adapter's gates and LoRA instead of gate_init
@@ -162,18 +163,37 @@ def straight_through_write(model: InfiniModel, chunk: torch.Tensor, flat: list[t
     return [before + (after - before.detach()) for before, after in zip(flat, written, strict=True)]
 
 
-def diluted(flat: list[torch.Tensor], plan: list[tuple[int, float]] | None, index: int) -> list[torch.Tensor]:
-    """The memories with the rows whose plan names segment `index` multiplied by their factor."""
-    if plan is None or all(at != index or factor == 1.0 for at, factor in plan):
+def diluted(flat: list[torch.Tensor], plan: list[data.Dilution] | None, index: int) -> list[torch.Tensor]:
+    """The memories with the rows whose plan dilutes before segment `index` multiplied by their factor."""
+    if plan is None:
         return flat
-    factors = torch.tensor([factor if at == index else 1.0 for at, factor in plan], device=flat[0].device)
-    return [t * factors.view(-1, *([1] * (t.dim() - 1))) for t in flat]  # the memories are float32, as factors
+    return _scaled_rows(flat, [row.before if row.before_segment == index else 1.0 for row in plan])
+
+
+def extended(before: list[torch.Tensor], written: list[torch.Tensor], plan: list[data.Dilution] | None,
+             index: int) -> list[torch.Tensor]:
+    """The memories after segment `index`'s write, that write weighing `after` times in the rows whose
+    plan dilutes from `index` on: before + after * (written - before)."""
+    if plan is None:
+        return written
+    factors = [row.after if index >= row.after_segment else 1.0 for row in plan]
+    if all(f == 1.0 for f in factors):
+        return written
+    return [b + d for b, d in zip(before, _scaled_rows([w - b for w, b in zip(written, before, strict=True)], factors),
+                                  strict=True)]
+
+
+def _scaled_rows(flat: list[torch.Tensor], factors: list[float]) -> list[torch.Tensor]:
+    if all(f == 1.0 for f in factors):
+        return flat
+    scale = torch.tensor(factors, device=flat[0].device)
+    return [t * scale.view(-1, *([1] * (t.dim() - 1))) for t in flat]  # the memories are float32, as factors
 
 
 def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, segment: int, *,
                   checkpointing: bool = True, exact: set[int] | None = None,
                   weights: torch.Tensor | None = None,
-                  dilution: list[tuple[int, float]] | None = None) -> tuple[torch.Tensor, float]:
+                  dilution: list[data.Dilution] | None = None) -> tuple[torch.Tensor, float]:
     """Sum of cross-entropy over labelled tokens and their count, back-propagating through memory.
 
     With `weights` (one per position, as labels), each token's loss and its share of the count
@@ -183,7 +203,7 @@ def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, s
     < s, and nothing is detached, so the answer's gradient reaches the key's segment. With
     `exact` given, only those segments (and any with labels) back-propagate in full; the others
     are `straight_through_write`s. `dilution` (data.dilution_plan) multiplies a row's memory
-    before the segment it names.
+    before its key's segment and the writes after it.
     """
     batch, total = ids.shape
     memories = model.empty_memories(batch)
@@ -202,7 +222,7 @@ def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, s
             continue
         flat = diluted(flat, dilution, index)
         if exact is not None and index not in exact and not need_loss:
-            flat = straight_through_write(model, chunk, flat)
+            flat = extended(flat, straight_through_write(model, chunk, flat), dilution, index)
             continue
 
         def step(chunk, chunk_labels, chunk_weights, *flat, need_loss=need_loss, write=write):
@@ -225,7 +245,7 @@ def sequence_loss(model: InfiniModel, ids: torch.Tensor, labels: torch.Tensor, s
         loss_sum = loss_sum + outputs[0]
         count += float(chunk_weights[chunk_labels != -100].sum())
         if write:
-            flat = list(outputs[1:])
+            flat = extended(flat, list(outputs[1:]), dilution, index)
     return loss_sum, count
 
 
@@ -263,6 +283,8 @@ class TaskSampler:
                                                digits=c.key_digits, key=key)
                 if c.dilute > 1:  # drawn only then, so runs without it draw what they always did
                     example = replace(example, dilution=math.exp(rng.uniform(0.0, math.log(c.dilute))))
+                if c.dilute_after > 1:
+                    example = replace(example, dilution_after=math.exp(rng.uniform(0.0, math.log(c.dilute_after))))
                 examples.append(example)
             elif task == "facts":
                 examples.append(data.facts_example(self.tokenizer, self.text_ids, total, rng, last_segment=segment,
@@ -423,6 +445,8 @@ def train(model: InfiniModel, config: TrainConfig, out_dir: str | Path, *, resum
                 tokens += ids.numel()
             parts.append({"task": task, "segments": n, "segment": segment, "loss": round(float(loss.detach()), 4),
                           "answers": [e.answer for e in examples if e.answer]})
+            if any(e.dilution != 1.0 or e.dilution_after != 1.0 for e in examples):  # loss against dilution
+                parts[-1]["dilution"] = [[round(e.dilution, 2), round(e.dilution_after, 2)] for e in examples]
         if accelerator.num_processes > 1:  # one process's non-finite loss skips the step on all of them
             flag = torch.tensor([float(skipped)], device=device)  # (or the others would wait in reduce)
             skipped = bool(accelerator.reduce(flag, reduction="sum").item() > 0)

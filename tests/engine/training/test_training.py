@@ -8,6 +8,7 @@ QUERY as the last token of the last segment, the label d. Only the memory can co
 import json
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -278,12 +279,13 @@ def test_dilution_multiplies_the_memory_before_the_key_segment_and_nothing_else(
     ids, labels, _ = key_batch(2, 4, torch.Generator().manual_seed(3))
     model = small_vocab_model()
     setup(model, tiny_config(extra_trainable=(), rule="linear"))
-    plan = [(2, 3.0), (1, 1.0)]  # row 0 diluted before segment 2; row 1 left alone
+    plan = [data.Dilution(2, 3.0, 3, 1.0), data.Dilution(1, 1.0, 2, 1.0)]  # row 0 diluted before segment 2
 
     with torch.no_grad():
         loss, count = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False, dilution=plan)
         plain, _ = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False)
-        unit, _ = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False, dilution=[(2, 1.0), (1, 1.0)])
+        unit, _ = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False,
+                                dilution=[data.Dilution(2, 1.0, 3, 1.0), data.Dilution(1, 1.0, 2, 1.0)])
         memories = model.empty_memories(2)
         for index in range(3):
             if index == 2:
@@ -308,10 +310,44 @@ def test_dilution_is_drawn_per_pass_key_and_planned_at_its_segment(tokenizer):
     factors = [e.dilution for e in examples]
     assert all(1.0 <= f <= 8.0 for f in factors) and len(set(factors)) == len(factors)
     plan = data.dilution_plan(examples, 64)
-    assert plan == [(e.marks[0] // 64, e.dilution) for e in examples]
+    assert plan == [(e.marks[0] // 64, e.dilution, e.marks[-1] // 64 + 1, 1.0) for e in examples]
     undiluted = TaskSampler(tokenizer, tiny_config(batch=8, segment=64, min_segments=8, max_segments=8, key_digits=5),
                             None, seed=0).draw(8)[3]
     assert {e.dilution for e in undiluted} == {1.0}
+    after = TaskSampler(tokenizer, replace(config, dilute_after=4.0), None, seed=0).draw(8)[3]
+    assert all(1.0 <= e.dilution_after <= 4.0 for e in after) and len({e.dilution_after for e in after}) == 8
+    assert after[0].ids == examples[0].ids and after[0].dilution == factors[0]  # drawn last: the first row stays
+
+
+def test_dilution_after_the_key_multiplies_each_later_write_and_keeps_the_gradient():
+    """Writes from the plan's after_segment on weigh `after` times: equal to streaming by hand with
+    memory = before + after * (written - before), on the full and the straight-through path alike."""
+    ids, labels, _ = key_batch(2, 4, torch.Generator().manual_seed(4))
+    model = small_vocab_model()
+    setup(model, tiny_config(extra_trainable=(), rule="linear"))
+    plan = [data.Dilution(0, 1.0, 1, 5.0), data.Dilution(0, 1.0, 2, 1.0)]  # row 0: segments 1 and 2 weigh 5x
+
+    with torch.no_grad():
+        full, _ = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False, dilution=plan)
+        straight, _ = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False, dilution=plan, exact={0})
+        plain, _ = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False)
+        memories = model.empty_memories(2)
+        for index in range(3):
+            written = model.stream_segment(ids[:, index * SEGMENT : (index + 1) * SEGMENT], memories)
+            scale = torch.tensor([5.0 if index >= 1 else 1.0, 1.0])
+            memories = [(m + (m2 - m) * scale.view(-1, 1, 1, 1), z + (z2 - z) * scale.view(-1, 1, 1))
+                        for (m, z), (m2, z2) in zip(memories, written, strict=True)]
+        hidden, _ = model.segment_forward(ids[:, 3 * SEGMENT :], memories)
+        mask = labels[:, 3 * SEGMENT :] != -100
+        by_hand = torch.nn.functional.cross_entropy(model.logits(hidden[mask]).float(), labels[:, 3 * SEGMENT :][mask],
+                                                    reduction="sum")
+    assert float(full) == pytest.approx(float(by_hand), rel=1e-5)
+    assert float(straight) == pytest.approx(float(by_hand), rel=1e-5)
+    assert float(full) != pytest.approx(float(plain), rel=1e-3)
+    loss, _ = sequence_loss(model, ids, labels, SEGMENT, checkpointing=False, dilution=plan, exact={0})
+    loss.backward()
+    gates = [a.gate.grad for a in model.attention if a.gate.grad is not None]
+    assert gates and all(torch.isfinite(g).all() for g in gates) and any(g.abs().sum() > 0 for g in gates)
 
 
 def test_hardest_share_sets_how_often_the_longest_count_is_drawn(tokenizer):
