@@ -273,6 +273,14 @@ def test_exact_segments_hold_the_key_and_the_last_ones(tokenizer):
     assert len(facts.marks) == 4 and "is called" in tokenizer.decode(facts.ids[facts.marks[0] : facts.marks[1] + 1])
 
 
+def last_segment_loss(model, ids, labels, memories):
+    """The summed loss of the fourth (last) segment read from `memories`: the dilution tests' by-hand value."""
+    hidden, _ = model.segment_forward(ids[:, 3 * SEGMENT :], memories)
+    mask = labels[:, 3 * SEGMENT :] != -100
+    return torch.nn.functional.cross_entropy(model.logits(hidden[mask]).float(), labels[:, 3 * SEGMENT :][mask],
+                                             reduction="sum")
+
+
 def test_dilution_multiplies_the_memory_before_the_key_segment_and_nothing_else():
     """sequence_loss with a plan equals streaming by hand with the row's memory multiplied before
     the segment the plan names; a factor of 1 changes nothing."""
@@ -292,10 +300,7 @@ def test_dilution_multiplies_the_memory_before_the_key_segment_and_nothing_else(
                 scale = torch.tensor([3.0, 1.0])
                 memories = [(m * scale.view(-1, 1, 1, 1), z * scale.view(-1, 1, 1)) for m, z in memories]
             memories = model.stream_segment(ids[:, index * SEGMENT : (index + 1) * SEGMENT], memories)
-        hidden, _ = model.segment_forward(ids[:, 3 * SEGMENT :], memories)
-        mask = labels[:, 3 * SEGMENT :] != -100
-        by_hand = torch.nn.functional.cross_entropy(model.logits(hidden[mask]).float(), labels[:, 3 * SEGMENT :][mask],
-                                                    reduction="sum")
+        by_hand = last_segment_loss(model, ids, labels, memories)
     assert count == 2
     assert float(loss) == pytest.approx(float(by_hand), rel=1e-5)
     assert float(unit) == float(plain) and float(loss) != pytest.approx(float(plain), rel=1e-3)
@@ -337,10 +342,7 @@ def test_dilution_after_the_key_multiplies_each_later_write_and_keeps_the_gradie
             scale = torch.tensor([5.0 if index >= 1 else 1.0, 1.0])
             memories = [(m + (m2 - m) * scale.view(-1, 1, 1, 1), z + (z2 - z) * scale.view(-1, 1, 1))
                         for (m, z), (m2, z2) in zip(memories, written, strict=True)]
-        hidden, _ = model.segment_forward(ids[:, 3 * SEGMENT :], memories)
-        mask = labels[:, 3 * SEGMENT :] != -100
-        by_hand = torch.nn.functional.cross_entropy(model.logits(hidden[mask]).float(), labels[:, 3 * SEGMENT :][mask],
-                                                    reduction="sum")
+        by_hand = last_segment_loss(model, ids, labels, memories)
     assert float(full) == pytest.approx(float(by_hand), rel=1e-5)
     assert float(straight) == pytest.approx(float(by_hand), rel=1e-5)
     assert float(full) != pytest.approx(float(plain), rel=1e-3)
